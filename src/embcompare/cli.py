@@ -1,0 +1,36 @@
+"""The one entry point: `embcompare <command> [hydra overrides...]`."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: embcompare <command> [args]
+
+commands:
+  run     train and evaluate one config (Hydra overrides; -m sweeps)
+  data    fill the data directory from DATA_MIRROR or the official URLs
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "data":
+        from embcompare import fetch
+
+        return fetch.main(rest)
+    if command == "run":
+        from embcompare import run
+
+        sys.argv = [f"{sys.argv[0]} run", *rest]
+        run.main()
+        return 0
+    print(f"embcompare: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Datasets: read the files a dataset config declares, split them, subsample the training set.
+
+Three generic readers cover every dataset (the config's `format` picks one):
+  label_text       one example per line, `<integer label> <text>`
+  lines_per_class  one file per class, one text per line, blank lines skipped (gzip allowed)
+  tsv              a header row naming columns; `text_column` and `label_column` pick two
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from embcompare.errors import EmbcompareError
+from embcompare.fetch import ensure_file
+
+Reader = Callable[[Path, dict, "DatasetSpec"], Iterator[tuple[str, int]]]
+READERS: dict[str, Reader] = {}
+
+
+def register_reader(name: str):
+    def decorate(reader: Reader) -> Reader:
+        READERS[name] = reader
+        return reader
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """The parts of `cfg.dataset` that reading and splitting need."""
+
+    name: str
+    format: str
+    encoding: str
+    labels: tuple[str, ...]
+    files: dict
+    split: dict
+    text_column: str = "text"
+    label_column: str = "label"
+
+    @classmethod
+    def from_config(cls, cfg) -> DatasetSpec:
+        if cfg.format not in READERS:
+            raise EmbcompareError(
+                f"dataset.format={cfg.format!r} is unknown; choose one of {sorted(READERS)}"
+            )
+        return cls(
+            name=cfg.name,
+            format=cfg.format,
+            encoding=cfg.encoding,
+            labels=tuple(cfg.labels),
+            files={k: dict(v) for k, v in cfg.files.items()},
+            split=dict(cfg.split),
+            text_column=cfg.get("text_column", "text"),
+            label_column=cfg.get("label_column", "label"),
+        )
+
+
+@dataclass
+class Split:
+    texts: list[str]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, indices) -> Split:
+        return Split([self.texts[i] for i in indices], self.labels[indices])
+
+
+@dataclass
+class Splits:
+    train: Split
+    dev: Split
+    test: Split
+
+
+def _lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+    """Numbered lines without their line ending (LF or CRLF); gzip read transparently.
+
+    Lines are decoded one by one so a bad byte is reported at its real line number.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError as error:
+                raise EmbcompareError(
+                    f"{path}: line {number}: bytes are not valid {encoding} ({error.reason}); "
+                    "fix dataset.encoding"
+                ) from None
+            yield number, line.rstrip("\r\n")
+
+
+def _label_index(value: str, spec: DatasetSpec, path: Path, line: int) -> int:
+    try:
+        label = int(value)
+    except ValueError:
+        label = spec.labels.index(value) if value in spec.labels else -1
+    if not 0 <= label < len(spec.labels):
+        raise EmbcompareError(
+            f"{path}: line {line}: label {value!r} is not one of the {len(spec.labels)} "
+            f"declared in dataset.labels {list(spec.labels)}"
+        )
+    return label
+
+
+@register_reader("label_text")
+def read_label_text(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, int]]:
+    for number, line in _lines(path, spec.encoding):
+        if not line.strip():
+            continue
+        label, _, text = line.partition(" ")
+        # an empty text is kept: MPQA has one, and dropping it would change the dataset's size
+        yield text, _label_index(label, spec, path, number)
+
+
+@register_reader("lines_per_class")
+def read_lines_per_class(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, int]]:
+    if "label" not in entry:
+        raise EmbcompareError(f"dataset.files entry for {entry['path']} needs a `label` key")
+    label = _label_index(str(entry["label"]), spec, path, 0)
+    for _, line in _lines(path, spec.encoding):
+        if line.strip():
+            yield line, label
+
+
+@register_reader("tsv")
+def read_tsv(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, int]]:
+    numbered = _lines(path, spec.encoding)
+    first = next(numbered, None)
+    if first is None:
+        return
+    header = first[1].split("\t")
+    missing = {spec.text_column, spec.label_column} - set(header)
+    if missing:
+        raise EmbcompareError(f"{path}: line 1: header {header} lacks column(s) {sorted(missing)}")
+    text_at, label_at = header.index(spec.text_column), header.index(spec.label_column)
+    for number, line in numbered:
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise EmbcompareError(
+                f"{path}: line {number}: expected {len(header)} tab-separated fields, "
+                f"got {len(fields)}"
+            )
+        yield fields[text_at], _label_index(fields[label_at].strip(), spec, path, number)
+
+
+def read_split(spec: DatasetSpec, data_dir: Path, mirror: str | None, split: str) -> Split:
+    texts: list[str] = []
+    labels: list[int] = []
+    for entry in spec.files.values():
+        if entry.get("split", "all") != split:
+            continue
+        path = ensure_file(entry, data_dir, mirror)
+        for text, label in READERS[spec.format](path, entry, spec):
+            texts.append(text)
+            labels.append(label)
+    return Split(texts, np.array(labels, dtype=np.int64))
+
+
+def _has_split(spec: DatasetSpec, split: str) -> bool:
+    return any(entry.get("split", "all") == split for entry in spec.files.values())
+
+
+def _stratified_cut(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Return (rest, held_out) with `fraction` of each class held out."""
+    indices = np.arange(len(split))
+    rest, held = train_test_split(
+        indices, test_size=fraction, random_state=seed, stratify=split.labels
+    )
+    return split.take(np.sort(rest)), split.take(np.sort(held))
+
+
+def _kfold_cut(split: Split, folds: int, fold: int, seed: int) -> tuple[Split, Split]:
+    if not 0 <= fold < folds:
+        raise EmbcompareError(f"dataset.split.fold={fold} must be in [0, {folds})")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    rest, held = list(splitter.split(np.zeros(len(split)), split.labels))[fold]
+    return split.take(rest), split.take(held)
+
+
+def load_splits(cfg_dataset, data_dir: Path, mirror: str | None = None) -> Splits:
+    """Read a dataset and apply its split policy: given, holdout or kfold."""
+    spec = DatasetSpec.from_config(cfg_dataset)
+    policy, seed = spec.split["policy"], int(spec.split.get("seed", 0))
+    if policy == "given":
+        train, test = (read_split(spec, data_dir, mirror, s) for s in ("train", "test"))
+    elif policy in ("holdout", "kfold"):
+        everything = read_split(spec, data_dir, mirror, "all")
+        _require_examples(everything, spec, "all")
+        if policy == "holdout":
+            train, test = _stratified_cut(everything, float(spec.split["test_fraction"]), seed)
+        else:
+            train, test = _kfold_cut(
+                everything, int(spec.split["folds"]), int(spec.split["fold"]), seed
+            )
+    else:
+        raise EmbcompareError(
+            f"dataset.split.policy={policy!r} is unknown; choose given, holdout or kfold"
+        )
+    _require_examples(train, spec, "train")
+    _require_examples(test, spec, "test")
+    if _has_split(spec, "dev"):
+        dev = read_split(spec, data_dir, mirror, "dev")
+    else:
+        train, dev = _stratified_cut(train, float(spec.split["dev_fraction"]), seed)
+    return Splits(train=train, dev=dev, test=test)
+
+
+def _require_examples(split: Split, spec: DatasetSpec, name: str) -> None:
+    if len(split) == 0:
+        files = [e["path"] for e in spec.files.values() if e.get("split", "all") == name]
+        raise EmbcompareError(f"dataset {spec.name}: no {name} examples in {files or 'any file'}")
+
+
+def nested_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded ordering of examples whose every prefix is (nearly) class-stratified.
+
+    Each class is shuffled, and its k-th example gets the key (k + 0.5) / class size, so
+    sorting by key interleaves classes in proportion. Taking the first n of this one order
+    makes the n=100 sample a subset of the n=500 sample for the same seed.
+    """
+    rng = np.random.default_rng(seed)
+    keys = np.empty(len(labels))
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        keys[members] = (np.arange(len(members)) + 0.5) / len(members)
+    tiebreak = rng.random(len(labels))
+    return np.lexsort((tiebreak, keys))
+
+
+def subsample(train: Split, n: int | str, seed: int) -> Split:
+    if n == "all" or n is None:
+        return train
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise EmbcompareError(f"train.n={n!r} must be a positive integer or 'all'")
+    if n > len(train):
+        raise EmbcompareError(
+            f"train.n={n} exceeds the {len(train)} training examples available; use a smaller "
+            "train.n or train.n=all"
+        )
+    return train.take(np.sort(nested_order(train.labels, seed)[:n]))

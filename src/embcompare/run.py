@@ -1,0 +1,176 @@
+"""One run: data -> vectors -> embedding matrix -> model -> training -> metrics on disk.
+
+embcompare run dataset=mr setup=static train.n=500 seed=1
+python -m embcompare.run dataset=mr setup=static train.n=500 seed=1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from embcompare.errors import EmbcompareError
+
+log = logging.getLogger("embcompare")
+
+# conf/ sits at the repository root, beside src/: the package is installed editable.
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+# Settings that say where files live, not what is computed: they stay out of the run key.
+_NOT_IN_RUN_KEY = ("hydra", "paths")
+
+
+def run_key(*, _root_: DictConfig) -> str:
+    """A readable, content-addressed directory name: same resolved config, same directory."""
+    kept = OmegaConf.masked_copy(_root_, [k for k in _root_ if k not in _NOT_IN_RUN_KEY])
+    resolved = OmegaConf.to_container(kept, resolve=True)
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
+    setup, dataset = resolved["setup"]["name"], resolved["dataset"]["name"]
+    return f"{dataset}-{setup}-n{resolved['train']['n']}-s{resolved['seed']}-{digest}"
+
+
+if not OmegaConf.has_resolver("run_key"):
+    OmegaConf.register_new_resolver("run_key", run_key)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write to a temporary name, then rename: a reader never sees half a file."""
+    staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    staging.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(staging, path)
+
+
+def execute(cfg: DictConfig, output_dir: Path) -> dict:
+    """Run every stage for one config; write history, embedding rows and, last, metrics.json."""
+    from embcompare import data, embeddings, evaluate, model, text, train
+    from embcompare.fetch import data_dir_from
+
+    started = time.perf_counter()
+    data_dir = data_dir_from(cfg.paths.data_dir)
+    cache_dir = Path(cfg.paths.cache_dir).expanduser().absolute()
+    splits = data.load_splits(cfg.dataset, data_dir, cfg.paths.mirror)
+    train_split = data.subsample(splits.train, cfg.train.n, int(cfg.seed))
+
+    def tokens_of(split):
+        limit = cfg.dataset.max_length
+        return [
+            text.tokenize(t, cfg.dataset.lowercase, cfg.dataset.strip_html)[:limit]
+            for t in split.texts
+        ]
+
+    train_tokens, dev_tokens, test_tokens = map(tokens_of, (train_split, splits.dev, splits.test))
+    source = embeddings.load_pretrained(cfg.embedding, cache_dir)
+    extra = _extra_words(cfg, source, dev_tokens + test_tokens)
+    vocab = text.Vocabulary.build(train_tokens, min_count=int(cfg.vocab.min_count), extra=extra)
+    matrices = [
+        embeddings.build_matrix(vocab, source, channel.init, int(cfg.seed))
+        for channel in cfg.setup.channels
+    ]
+    trainable = [bool(channel.trainable) for channel in cfg.setup.channels]
+
+    train.seed_everything(int(cfg.seed))
+    classifier = model.build_model(cfg.model, matrices, trainable, len(cfg.dataset.labels))
+    min_length = max(cfg.model.get("windows", [1]))
+    encoded = {
+        name: train.Encoded(vocab.encode(tokens), split.labels)
+        for name, tokens, split in (
+            ("train", train_tokens, train_split),
+            ("dev", dev_tokens, splits.dev),
+            ("test", test_tokens, splits.test),
+        )
+    }
+    fit_started = time.perf_counter()
+    history = train.fit(
+        classifier, encoded["train"], encoded["dev"], cfg.train, int(cfg.seed), min_length
+    )
+    train_seconds = time.perf_counter() - fit_started
+
+    scores = evaluate.task_scores(classifier, encoded["test"], min_length)
+    final = [np.asarray(layer.embeddings) for layer in model.embedding_layers(classifier)]
+    np.savez_compressed(
+        output_dir / "embedding.npz",
+        words=np.array(vocab.words),
+        vectors=final[-1],
+        **{f"channel_{i}": m for i, m in enumerate(final)},
+    )
+    evaluate.write_history(output_dir / "history.csv", history)
+    best = max(history, key=lambda row: row["dev_accuracy"])
+    metrics = {
+        "dataset": cfg.dataset.name,
+        "embedding": cfg.embedding.name,
+        "setup": cfg.setup.name,
+        "model": cfg.model.name,
+        "seed": int(cfg.seed),
+        "n": cfg.train.n,
+        "n_train": len(train_split),
+        "n_dev": len(splits.dev),
+        "n_test": len(splits.test),
+        **scores,
+        "dev_accuracy": best["dev_accuracy"],
+        "best_epoch": best["epoch"],
+        "epochs": len(history),
+        "steps": history[-1]["steps"],
+        "train_seconds": train_seconds,
+        "total_seconds": time.perf_counter() - started,
+        "vocab_size": len(vocab),
+        "embedding_dim": source.dim,
+        **embeddings.coverage(train_tokens, source).as_dict(),
+    }
+    write_json_atomic(output_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
+    """Dev/test words the pretrained source knows get rows too, so pretrained setups can use
+    what they know about words never seen in training (rand gets random rows for them)."""
+    if not cfg.vocab.add_eval_words:
+        return []
+    return sorted({t for tokens in eval_tokens for t in tokens if source.row_of(t) is not None})
+
+
+def _is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> dict | None:
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    finished = output_dir / "metrics.json"
+    if finished.is_file():
+        log.info("already finished, skipping: %s", finished)
+        return json.loads(finished.read_text())
+    try:
+        metrics = execute(cfg, output_dir)
+    except EmbcompareError as error:
+        (output_dir / "error.txt").write_text(f"{error}\n")
+        if _is_multirun():
+            raise
+        print(f"embcompare: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    log.info(
+        "%s %s n=%s seed=%s: test accuracy %.4f, macro-F1 %.4f (%d epochs, %.1fs)",
+        metrics["dataset"],
+        metrics["setup"],
+        metrics["n"],
+        metrics["seed"],
+        metrics["test_accuracy"],
+        metrics["test_macro_f1"],
+        metrics["epochs"],
+        metrics["train_seconds"],
+    )
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Readers against the real files and their quirks, split policies and nested subsamples."""
+
+import gzip
+
+import numpy as np
+import pytest
+from conftest import load_conf
+from omegaconf import OmegaConf
+
+from embcompare.data import READERS, DatasetSpec, load_splits, nested_order, read_split, subsample
+from embcompare.errors import EmbcompareError
+
+
+def spec_of(name: str) -> DatasetSpec:
+    return DatasetSpec.from_config(load_conf("dataset", name))
+
+
+def test_mr_reads_cp1252_lines(data_dir, mirror):
+    split = read_split(spec_of("mr"), data_dir, str(mirror), "all")
+    assert len(split) == 10662
+    assert np.bincount(split.labels).tolist() == [5331, 5331]
+    assert any("\u00e9" in text for text in split.texts)  # cp1252 0xe9 decoded, not replaced
+
+
+def test_clickbait_reads_one_gzip_file_per_class_skipping_blank_lines(data_dir, mirror):
+    split = read_split(spec_of("clickbait"), data_dir, str(mirror), "all")
+    assert np.bincount(split.labels).tolist() == [16001, 15999]
+    assert all(text.strip() for text in split.texts)
+
+
+def test_tsv_reader_handles_crlf_gzip_and_named_columns(tmp_path):
+    path = tmp_path / "x.tsv.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write(b"file\tlabel\ttext\r\na.txt\t1\tgood film\r\nb.txt\t0\tbad film\r\n")
+    spec = DatasetSpec("toy", "tsv", "utf-8", ("negative", "positive"), {}, {})
+    rows = list(READERS["tsv"](path, {}, spec))
+    assert rows == [("good film", 1), ("bad film", 0)]
+
+
+def test_sst2_given_split_sizes(data_dir, mirror):
+    splits = load_splits(load_conf("dataset", "sst2"), data_dir, str(mirror))
+    assert (len(splits.train), len(splits.dev), len(splits.test)) == (6920, 872, 1821)
+
+
+def test_trec_keeps_case_and_holds_out_a_stratified_dev(data_dir, mirror):
+    cfg = load_conf("dataset", "trec")
+    assert cfg.lowercase is False
+    splits = load_splits(cfg, data_dir, str(mirror))
+    assert len(splits.test) == 500
+    assert len(splits.train) + len(splits.dev) == 5452
+    train_share = np.bincount(splits.train.labels) / len(splits.train)
+    dev_share = np.bincount(splits.dev.labels, minlength=6) / len(splits.dev)
+    np.testing.assert_allclose(train_share, dev_share, atol=0.01)
+
+
+def test_holdout_and_kfold_are_disjoint_and_complete(data_dir, mirror):
+    cfg = load_conf("dataset", "mpqa")
+    holdout = load_splits(cfg, data_dir, str(mirror))
+    assert len(holdout.test) == pytest.approx(1061, abs=1)
+    assert len(holdout.train) + len(holdout.dev) + len(holdout.test) == 10606
+    cfg.split.policy, cfg.split.fold = "kfold", 3
+    fold = load_splits(cfg, data_dir, str(mirror))
+    assert len(fold.test) in (1060, 1061)
+    assert len(fold.train) + len(fold.dev) + len(fold.test) == 10606
+    assert fold.test.texts != holdout.test.texts
+    with pytest.raises(EmbcompareError, match="dataset.split.fold=10"):
+        cfg.split.fold = 10
+        load_splits(cfg, data_dir, str(mirror))
+
+
+def test_label_outside_declared_set_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("0 fine\n7 not a label\n")
+    spec = DatasetSpec("toy", "label_text", "utf-8", ("a", "b"), {}, {})
+    with pytest.raises(EmbcompareError, match=r"bad.txt: line 2: label '7'"):
+        list(READERS["label_text"](path, {}, spec))
+
+
+def test_non_utf8_bytes_where_utf8_is_declared_name_the_line(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes(b"0 ok\n1 caf\xe9\n")
+    spec = DatasetSpec("toy", "label_text", "utf-8", ("a", "b"), {}, {})
+    with pytest.raises(EmbcompareError, match=r"latin.txt: line 2: bytes are not valid utf-8"):
+        list(READERS["label_text"](path, {}, spec))
+
+
+def test_nested_order_gives_stratified_nested_prefixes():
+    labels = np.array([0] * 700 + [1] * 300)
+    order = nested_order(labels, seed=5)
+    assert sorted(order.tolist()) == list(range(1000))
+    for n in (10, 100, 500):
+        assert np.bincount(labels[order[:n]]).tolist() == [round(0.7 * n), round(0.3 * n)]
+    assert not np.array_equal(order, nested_order(labels, seed=6))
+
+
+def test_subsample_is_nested_across_n_and_rejects_too_large_n(data_dir, mirror):
+    train = load_splits(load_conf("dataset", "sst2"), data_dir, str(mirror)).train
+    small, large = subsample(train, 100, seed=3), subsample(train, 500, seed=3)
+    assert set(small.texts) <= set(large.texts)
+    assert len(small) == 100 and subsample(train, "all", 3) is train
+    with pytest.raises(EmbcompareError, match=r"train.n=7000 exceeds the 6920"):
+        subsample(train, 7000, seed=3)
+
+
+def test_empty_dataset_is_an_error(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    from embcompare.fetch import sha256_of
+
+    cfg = OmegaConf.create(dict(load_conf("dataset", "mr")))
+    cfg.files.all.path = "empty.txt"
+    cfg.files.all.sha256 = sha256_of(tmp_path / "empty.txt")
+    with pytest.raises(EmbcompareError, match="no all examples in .*empty.txt"):
+        load_splits(cfg, tmp_path, None)

@@ -178,7 +178,10 @@ def ensure_file(entry: Mapping, data_dir: Path, mirror: str | None) -> Path:
         _install(target, expected, str(source), lambda out: _copy_from_mirror(source, mirror, out))
     else:
         url = _url_or_explain(entry, relative, target)
-        _install(target, expected, url, lambda out: _download(url, out, relative.name))
+        try:
+            _install(target, expected, url, lambda out: _download(url, out, relative.name))
+        except EmbcompareError as error:  # say which data file was wanted, not only the URL
+            raise EmbcompareError(f"{target} is missing and {error}") from None
     return target
 
 

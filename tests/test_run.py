@@ -1,0 +1,131 @@
+"""End-to-end runs through the real CLI: a generated tiny dataset, a real MR slice, bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import last_error_line, run_cli
+from embcompare.fetch import sha256_of
+
+POSITIVE = "good great fine wonderful superb lovely excellent enjoyable".split()
+NEGATIVE = "bad awful poor terrible boring dull horrible tedious".split()
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    """A label-text dataset whose label is readable from its words, written by the test."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(240):
+        words = POSITIVE if i % 2 else NEGATIVE
+        sentence = " ".join(rng.choice(words, 4)) + " film"
+        lines.append(f"{i % 2} {sentence}")
+    (tmp_path / "tiny.txt").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def tiny_overrides(data: Path, *extra: str) -> list[str]:
+    return [
+        "dataset=mr",
+        "dataset.encoding=utf-8",
+        "dataset.files.all.path=tiny.txt",
+        f"dataset.files.all.sha256={sha256_of(data / 'tiny.txt')}",
+        "dataset.files.all.url=http://127.0.0.1:9/tiny.txt",
+        f"paths.data_dir={data}",
+        "paths.mirror=null",
+        f"paths.results_dir={data / 'results'}",
+        "setup=nonstatic",
+        "model=bow",
+        "train.epochs=3",
+        "train.min_steps=0",
+        "train.progress=false",
+        *extra,
+    ]
+
+
+def finished_runs(results: Path) -> list[Path]:
+    return sorted(results.glob("**/metrics.json"))
+
+
+def test_tiny_generated_dataset_runs_end_to_end_and_is_not_redone(tiny_data):
+    done = run_cli("run", *tiny_overrides(tiny_data))
+    assert done.returncode == 0, done.stderr[-3000:]
+    (metrics_file,) = finished_runs(tiny_data / "results")
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["n_train"] + metrics["n_dev"] + metrics["n_test"] == 240
+    assert metrics["test_accuracy"] >= 0.9  # the words give the label away
+    assert metrics["coverage_types"] == 1.0  # every word is in GloVe
+    run_dir = metrics_file.parent
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,steps,train_loss,dev_accuracy") and len(history) == 4
+    saved = np.load(run_dir / "embedding.npz")
+    assert saved["vectors"].shape == (len(saved["words"]), 50)
+    assert {"good", "bad", "film"} <= set(saved["words"].tolist())
+
+    again = run_cli("run", *tiny_overrides(tiny_data))
+    assert again.returncode == 0
+    assert "already finished, skipping" in again.stdout + again.stderr
+    assert finished_runs(tiny_data / "results") == [metrics_file]
+
+
+def test_real_mr_slice_of_200_examples(tmp_path, data_dir, mirror):
+    result = run_cli(
+        "run", "dataset=mr", "setup=static", "train.n=200", "train.epochs=2", "train.min_steps=0",
+        "train.progress=false", f"paths.data_dir={data_dir}", f"paths.mirror={mirror}",
+        f"paths.results_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics_file,) = finished_runs(tmp_path)
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["n_train"] == 200 and metrics["epochs"] == 2
+    assert metrics["n_test"] == 1067 and 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["coverage_tokens"] > 0.95 and metrics["embedding_dim"] == 50
+    assert "test accuracy" in result.stdout + result.stderr
+
+
+def write_vectors(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+BAD_INPUTS = {
+    "n_too_large": (["train.n=5000"], r"train.n=5000 exceeds the \d+ training examples"),
+    "sha_mismatch": (["dataset.files.all.sha256=" + "0" * 64], r"tiny.txt.*sha256"),
+    "missing_file": (["dataset.files.all.path=absent.txt"], r"absent.txt"),
+    "malformed_vectors": (
+        ["embedding=vectors-file", "embedding.format=word2vec_text", "embedding.path={vectors}"],
+        r"vectors.txt: line 3: not a number",
+    ),
+    "wrong_dimension": (
+        ["embedding=vectors-file", "embedding.format=glove_text", "embedding.path={short}",
+         "embedding.dim=50"],
+        r"dimension 2, but embedding.dim=50",
+    ),
+    "empty_dataset": (["dataset.files.all.path=empty.txt", "dataset.files.all.sha256={empty_sha}"],
+                      r"no all examples in .*empty.txt"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_line_error_and_no_metrics(tiny_data, case):
+    overrides, pattern = BAD_INPUTS[case]
+    vectors = write_vectors(tiny_data / "vectors.txt", ["2 2", "good 0.1 0.2", "bad 0.1 x"])
+    short = write_vectors(tiny_data / "short.txt", ["good 0.1 0.2", "bad 0.3 0.4"])
+    (tiny_data / "empty.txt").write_text("")
+    values = {"vectors": vectors, "short": short, "empty_sha": sha256_of(tiny_data / "empty.txt")}
+    result = run_cli("run", *tiny_overrides(tiny_data, *(o.format(**values) for o in overrides)))
+    assert result.returncode == 2, result.stderr[-3000:]
+    import re
+
+    assert re.search(pattern, last_error_line(result.stderr)), result.stderr[-2000:]
+    assert finished_runs(tiny_data / "results") == []
+
+
+def test_unknown_config_option_is_refused_by_hydra(tiny_data):
+    result = run_cli("run", *tiny_overrides(tiny_data, "setup=frozenish"))
+    assert result.returncode != 0
+    assert "setup/frozenish" in result.stderr or "frozenish" in result.stderr
+    assert finished_runs(tiny_data / "results") == []

@@ -4,11 +4,12 @@ import gzip
 
 import numpy as np
 import pytest
-from conftest import load_conf
 from omegaconf import OmegaConf
 
 from embcompare.data import READERS, DatasetSpec, load_splits, nested_order, read_split, subsample
 from embcompare.errors import EmbcompareError
+
+from conftest import load_conf
 
 
 def spec_of(name: str) -> DatasetSpec:

@@ -4,7 +4,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import load_conf
 from gensim.models import KeyedVectors
 
 from embcompare.embeddings import (
@@ -16,6 +15,8 @@ from embcompare.embeddings import (
 )
 from embcompare.errors import EmbcompareError
 from embcompare.text import Vocabulary
+
+from conftest import load_conf
 
 WORDS = ["the", "good", "bad", "film", "paris"]
 

@@ -6,11 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import last_error_line, run_cli
 from embcompare.fetch import sha256_of
 
-POSITIVE = "good great fine wonderful superb lovely excellent enjoyable".split()
-NEGATIVE = "bad awful poor terrible boring dull horrible tedious".split()
+from conftest import last_error_line, run_cli
+
+POSITIVE = ["good", "great", "fine", "wonderful", "superb", "lovely", "excellent", "enjoyable"]
+NEGATIVE = ["bad", "awful", "poor", "terrible", "boring", "dull", "horrible", "tedious"]
 
 
 @pytest.fixture
@@ -73,8 +74,15 @@ def test_tiny_generated_dataset_runs_end_to_end_and_is_not_redone(tiny_data):
 
 def test_real_mr_slice_of_200_examples(tmp_path, data_dir, mirror):
     result = run_cli(
-        "run", "dataset=mr", "setup=static", "train.n=200", "train.epochs=2", "train.min_steps=0",
-        "train.progress=false", f"paths.data_dir={data_dir}", f"paths.mirror={mirror}",
+        "run",
+        "dataset=mr",
+        "setup=static",
+        "train.n=200",
+        "train.epochs=2",
+        "train.min_steps=0",
+        "train.progress=false",
+        f"paths.data_dir={data_dir}",
+        f"paths.mirror={mirror}",
         f"paths.results_dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -100,12 +108,18 @@ BAD_INPUTS = {
         r"vectors.txt: line 3: not a number",
     ),
     "wrong_dimension": (
-        ["embedding=vectors-file", "embedding.format=glove_text", "embedding.path={short}",
-         "embedding.dim=50"],
+        [
+            "embedding=vectors-file",
+            "embedding.format=glove_text",
+            "embedding.path={short}",
+            "embedding.dim=50",
+        ],
         r"dimension 2, but embedding.dim=50",
     ),
-    "empty_dataset": (["dataset.files.all.path=empty.txt", "dataset.files.all.sha256={empty_sha}"],
-                      r"no all examples in .*empty.txt"),
+    "empty_dataset": (
+        ["dataset.files.all.path=empty.txt", "dataset.files.all.sha256={empty_sha}"],
+        r"no all examples in .*empty.txt",
+    ),
 }
 
 

@@ -4,14 +4,21 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import load_conf
 from embcompare import model, train
+
+from conftest import load_conf
 
 VOCAB, DIM, CLASSES = 30, 8, 2
 SEEN = np.arange(2, 20)  # token ids that occur in training; 20..29 never do
 TRAIN_CFG = OmegaConf.create(
-    {"epochs": 3, "batch_size": 8, "patience": 5, "min_steps": 0, "progress": False,
-     "optimizer": {"name": "adam", "learning_rate": 0.01}}
+    {
+        "epochs": 3,
+        "batch_size": 8,
+        "patience": 5,
+        "min_steps": 0,
+        "progress": False,
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+    }
 )
 
 
@@ -28,7 +35,9 @@ def trained(setup_name: str, model_name: str = "cnn", max_norm: float = 3.0):
     matrix[0] = 0.0
     matrices = [matrix.copy() for _ in setup.channels]
     trainable = [c.trainable for c in setup.channels]
-    cfg_model = OmegaConf.merge(load_conf("model", model_name), {"filters": 4, "max_norm": max_norm})
+    cfg_model = OmegaConf.merge(
+        load_conf("model", model_name), {"filters": 4, "max_norm": max_norm}
+    )
     cfg_model = cfg_model if model_name == "cnn" else load_conf("model", model_name)
     train.seed_everything(0)
     classifier = model.build_model(cfg_model, matrices, trainable, CLASSES)

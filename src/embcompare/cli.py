@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run":
         from embcompare import run
 
-        sys.argv = [f"{sys.argv[0]} run", *rest]
+        # argparse cannot take Hydra overrides on both sides of -m, so flags go first
+        flags = [a for a in rest if a.startswith("-")]
+        sys.argv = [f"{sys.argv[0]} run", *flags, *(a for a in rest if not a.startswith("-"))]
         run.main()
         return 0
     print(f"embcompare: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

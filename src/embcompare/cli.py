@@ -9,6 +9,7 @@ USAGE = """usage: embcompare <command> [args]
 commands:
   run     train and evaluate one config (Hydra overrides; -m sweeps)
   data    fill the data directory from DATA_MIRROR or the official URLs
+  report  tables, figures and report of an experiment (experiment=<name>)
 """
 
 
@@ -30,6 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [f"{sys.argv[0]} run", *flags, *(a for a in rest if not a.startswith("-"))]
         run.main()
         return 0
+    if command == "report":
+        from embcompare import report
+        from embcompare.errors import EmbcompareError
+
+        try:
+            return report.main(rest)
+        except EmbcompareError as error:
+            print(f"embcompare: error: {error}", file=sys.stderr)
+            return 2
     print(f"embcompare: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -11,6 +11,10 @@ from keras import layers, ops
 from embcompare.errors import EmbcompareError
 from embcompare.text import PAD_ID
 
+# Every model names its sentence representation (the layer right after the embedding stage), so
+# reports can plot what the classifier sees.
+SENTENCE_LAYER = "sentence"
+
 ModelBuilder = Callable[..., keras.Model]
 MODELS: dict[str, ModelBuilder] = {}
 
@@ -79,7 +83,8 @@ def build_cnn(
         summed = feature_maps[0] if len(feature_maps) == 1 else layers.Add()(feature_maps)
         activated = layers.Activation("relu")(summed)
         pooled.append(layers.GlobalMaxPooling1D(name=f"max_pool_{window}")(activated))
-    features = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="sentence")(pooled)
+    features = pooled[0] if len(pooled) == 1 else layers.Concatenate()(pooled)
+    features = layers.Identity(name=SENTENCE_LAYER)(features)
     features = layers.Dropout(dropout)(features)
     logits = layers.Dense(
         num_classes, kernel_constraint=keras.constraints.MaxNorm(max_norm), name="logits"
@@ -107,7 +112,8 @@ def build_bow(matrices, trainable, num_classes, hidden=100, dropout=0.5) -> kera
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     channels = embedding_channels(token_ids, matrices, trainable)
     means = [MaskedMean()(channel, token_ids) for channel in channels]
-    features = means[0] if len(means) == 1 else layers.Concatenate(name="sentence")(means)
+    features = means[0] if len(means) == 1 else layers.Concatenate()(means)
+    features = layers.Identity(name=SENTENCE_LAYER)(features)
     features = layers.Dense(hidden, activation="relu", name="hidden")(features)
     features = layers.Dropout(dropout)(features)
     logits = layers.Dense(num_classes, name="logits")(features)
@@ -117,3 +123,9 @@ def build_bow(matrices, trainable, num_classes, hidden=100, dropout=0.5) -> kera
 def embedding_layers(model: keras.Model) -> list[MaskedEmbedding]:
     """The model's embedding channels, in channel order."""
     return [layer for layer in model.layers if isinstance(layer, MaskedEmbedding)]
+
+
+def sentence_features(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:
+    """The sentence representation the classifier's last layers see."""
+    extractor = keras.Model(model.inputs, model.get_layer(SENTENCE_LAYER).output)
+    return np.asarray(extractor(token_ids, training=False))

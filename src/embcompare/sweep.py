@@ -31,6 +31,10 @@ class SweepProgress(Callback):
     def __init__(self) -> None:
         self.bar: tqdm | None = None
 
+    def __getstate__(self) -> dict:
+        # Launchers that run jobs elsewhere pickle the callbacks; a live bar must stay here.
+        return {"bar": None}
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         total = count_jobs(
             dict(config.hydra.sweeper.get("params") or {}), config.hydra.overrides.task

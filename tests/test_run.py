@@ -41,6 +41,7 @@ def tiny_overrides(data: Path, *extra: str) -> list[str]:
         "model=bow",
         "train.epochs=3",
         "train.min_steps=0",
+        "train.eval_every_steps=1",
         "train.progress=false",
         *extra,
     ]
@@ -80,6 +81,7 @@ def test_real_mr_slice_of_200_examples(tmp_path, data_dir, mirror):
         "train.n=200",
         "train.epochs=2",
         "train.min_steps=0",
+        "train.eval_every_steps=1",
         "train.progress=false",
         f"paths.data_dir={data_dir}",
         f"paths.mirror={mirror}",

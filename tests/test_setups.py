@@ -16,6 +16,7 @@ TRAIN_CFG = OmegaConf.create(
         "batch_size": 8,
         "patience": 5,
         "min_steps": 0,
+        "eval_every_steps": 1,
         "progress": False,
         "optimizer": {"name": "adam", "learning_rate": 0.01},
     }

@@ -105,6 +105,15 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         **{f"channel_{i}": m for i, m in enumerate(final)},
     )
     evaluate.write_history(output_dir / "history.csv", history)
+    # --- semantic evaluation (semantic.py): semantic.json, neighbours.csv, headline numbers ---
+    semantic_scores = {}
+    if cfg.semantic.enabled:
+        from embcompare import semantic
+
+        semantic_scores = semantic.evaluate_run(
+            cfg, vocab, source, matrices, final, train_tokens, train_split.labels, output_dir
+        )
+    # --- end of semantic evaluation ---
     best = max(history, key=lambda row: row["dev_accuracy"])
     metrics = {
         "dataset": cfg.dataset.name,
@@ -119,24 +128,31 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         **scores,
         "dev_accuracy": best["dev_accuracy"],
         "best_epoch": best["epoch"],
-        "epochs": len(history),
+        "epochs": history[-1]["epoch"],
         "steps": history[-1]["steps"],
         "train_seconds": train_seconds,
         "total_seconds": time.perf_counter() - started,
         "vocab_size": len(vocab),
         "embedding_dim": source.dim,
         **embeddings.coverage(train_tokens, source).as_dict(),
+        **semantic_scores,
     }
     write_json_atomic(output_dir / "metrics.json", metrics)
     return metrics
 
 
 def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
-    """Dev/test words the pretrained source knows get rows too, so pretrained setups can use
-    what they know about words never seen in training (rand gets random rows for them)."""
-    if not cfg.vocab.add_eval_words:
-        return []
-    return sorted({t for tokens in eval_tokens for t in tokens if source.row_of(t) is not None})
+    """Dev/test words (and, on request, benchmark words) that the pretrained source knows get
+    rows too, so pretrained setups can use what they know about words never seen in training
+    (rand gets random rows for them; unseen in training, they get no gradient)."""
+    words = set()
+    if cfg.vocab.add_eval_words:
+        words.update(t for tokens in eval_tokens for t in tokens)
+    if cfg.vocab.get("add_benchmark_words", False):
+        from embcompare import semantic
+
+        words.update(semantic.benchmark_words(cfg))
+    return sorted(w for w in words if source.row_of(w) is not None)
 
 
 def _is_multirun() -> bool:

@@ -4,6 +4,7 @@ accuracy after a floor of optimizer steps, and the best dev weights restored at 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def accuracy(model: keras.Model, data: Encoded, batch_size: int, min_length: int
 def fit(
     model: keras.Model, train: Encoded, dev: Encoded, cfg_train, seed: int, min_length: int
 ) -> list[dict]:
-    """Train, keep the weights of the best dev epoch, return one history row per epoch."""
+    """Train, keep the weights of the best dev check, return one history row per check."""
     optimizer = make_optimizer(cfg_train.optimizer)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -96,17 +97,23 @@ def fit(
         optimizer.apply(gradients, model.trainable_weights)
         return loss
 
+    batch_size, min_steps = int(cfg_train.batch_size), int(cfg_train.min_steps)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    # Small samples have epochs of one or two steps: train at least min_steps steps, and
+    # check dev accuracy about every eval_every_steps steps rather than after each tiny epoch.
+    max_epochs = max(int(cfg_train.epochs), math.ceil(min_steps / steps_per_epoch))
+    eval_every = max(1, round(int(cfg_train.eval_every_steps) / steps_per_epoch))
     rng = np.random.default_rng(seed)
-    best_accuracy, best_weights, stale_epochs, steps = -1.0, model.get_weights(), 0, 0
+    best_accuracy, best_weights, stale, steps = -1.0, model.get_weights(), 0, 0
     history: list[dict] = []
-    epochs = tqdm(
-        range(1, int(cfg_train.epochs) + 1), desc="epochs", disable=not cfg_train.progress
-    )
+    started, losses = time.perf_counter(), []
+    epochs = tqdm(range(1, max_epochs + 1), desc="epochs", disable=not cfg_train.progress)
     for epoch in epochs:
-        started, losses = time.perf_counter(), []
-        for x, y in batches(train, int(cfg_train.batch_size), min_length, rng):
+        for x, y in batches(train, batch_size, min_length, rng):
             losses.append(float(train_step(x, y)))
             steps += 1
+        if epoch % eval_every and epoch != max_epochs:
+            continue
         dev_accuracy = accuracy(model, dev, 500, min_length)
         history.append(
             {
@@ -117,13 +124,14 @@ def fit(
                 "seconds": time.perf_counter() - started,
             }
         )
+        started, losses = time.perf_counter(), []
         epochs.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", dev=f"{dev_accuracy:.3f}")
         if dev_accuracy > best_accuracy:
-            best_accuracy, best_weights, stale_epochs = dev_accuracy, model.get_weights(), 0
+            best_accuracy, best_weights, stale = dev_accuracy, model.get_weights(), 0
         else:
-            stale_epochs += 1
-        if steps >= int(cfg_train.min_steps) and stale_epochs >= int(cfg_train.patience):
-            log.info("early stop after epoch %d: no dev gain for %d epochs", epoch, stale_epochs)
+            stale += 1
+        if steps >= min_steps and stale >= int(cfg_train.patience):
+            log.info("early stop after epoch %d: no dev gain in %d checks", epoch, stale)
             break
     model.set_weights(best_weights)
     return history

@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXP ?= learning_curve
+SWEEP_ARGS ?=
 
-.PHONY: setup data run test lint clean
+.PHONY: setup data run sweep report reproduce test clean
 
 setup: $(STAMP)
 
@@ -23,6 +25,15 @@ run: data
 	$(BIN)/embcompare run -m dataset=mr embedding=glove-6b-50d model=cnn \
 		setup=rand,static,nonstatic,multichannel train.n=all seed=1 train.progress=false
 	$(BIN)/python -m embcompare.aggregate results/adhoc/runs
+
+# The main job: sweep the experiment (EXP=learning_curve by default), then write its report.
+reproduce: sweep report
+
+sweep: data
+	$(BIN)/embcompare run -m experiment=$(EXP) $(SWEEP_ARGS)
+
+report: setup
+	$(BIN)/embcompare report experiment=$(EXP)
 
 test: data
 	$(BIN)/ruff check src tests

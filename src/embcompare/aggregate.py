@@ -106,6 +106,8 @@ def paired_differences(
         for setup in sorted(set(group["setup"]) - {baseline}):
             other = group[group["setup"] == setup].set_index("seed")[metric]
             seeds = base.index.intersection(other.index)
+            if seeds.empty:
+                continue
             diff = (other.loc[seeds] - base.loc[seeds]).to_numpy()
             mean, std, half = mean_ci(diff)
             rows.append(

@@ -68,6 +68,8 @@ def accuracy_vs_n(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def gap_vs_n(differences: pd.DataFrame, out_dir: Path) -> list[Path]:
+    if differences.empty:  # one setup only: nothing to compare
+        return []
     paths = []
     for (dataset, embedding, model), panel in differences.groupby(
         ["dataset", "embedding", "model"]

@@ -7,9 +7,10 @@ import sys
 USAGE = """usage: embcompare <command> [args]
 
 commands:
-  run     train and evaluate one config (Hydra overrides; -m sweeps)
-  data    fill the data directory from DATA_MIRROR or the official URLs
-  report  tables, figures and report of an experiment (experiment=<name>)
+  run       train and evaluate one config (Hydra overrides; -m sweeps)
+  evaluate  word-similarity and analogy scores of one set of vectors (vectors=NAME_OR_PATH)
+  data      fill the data directory from DATA_MIRROR or the official URLs
+  report    tables, figures and report of an experiment (experiment=<name>)
 """
 
 
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run":
         from embcompare import run
 
+        problem = _unwritable_results_dir(rest)
+        if problem:
+            print(f"embcompare: error: {problem}", file=sys.stderr)
+            return 2
         # argparse cannot take Hydra overrides on both sides of -m, so flags go first
         flags = [a for a in rest if a.startswith("-")]
         sys.argv = [f"{sys.argv[0]} run", *flags, *(a for a in rest if not a.startswith("-"))]
@@ -40,8 +45,30 @@ def main(argv: list[str] | None = None) -> int:
         except EmbcompareError as error:
             print(f"embcompare: error: {error}", file=sys.stderr)
             return 2
+    if command == "evaluate":
+        from embcompare import semantic
+
+        sys.argv = [f"{sys.argv[0]} evaluate", *rest]
+        semantic.main()
+        return 0
     print(f"embcompare: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
+
+
+def _unwritable_results_dir(args: list[str]) -> str | None:
+    """Check before Hydra starts, whose own failure here is a stack trace."""
+    import tempfile
+    from pathlib import Path
+
+    given = [a.split("=", 1)[1] for a in args if a.startswith("paths.results_dir=")]
+    results_dir = Path(given[-1] if given else "results")
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=results_dir):
+            pass
+    except OSError as error:
+        return f"paths.results_dir={results_dir}: cannot write there ({error.strerror})"
+    return None
 
 
 if __name__ == "__main__":

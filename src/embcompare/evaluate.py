@@ -6,17 +6,48 @@ import csv
 from pathlib import Path
 
 import keras
+import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from embcompare.train import Encoded, predict
 
 
-def task_scores(model: keras.Model, test: Encoded, min_length: int) -> dict[str, float]:
+def task_scores(
+    model: keras.Model, test: Encoded, min_length: int, unseen: np.ndarray | None = None
+) -> dict[str, float]:
+    """Accuracy and macro-F1 on the test set; with `unseen`, accuracy on each part of the split.
+
+    `unseen` marks test examples holding a word that training never showed but the pretrained
+    source knows: there, pretrained setups can still use what they know of the word
+    ("Alps" vs "Himalaya"), while rand has only a random vector for it.
+    """
     predicted = predict(model, test, 500, min_length)
-    return {
+    scores = {
         "test_accuracy": float(accuracy_score(test.labels, predicted)),
         "test_macro_f1": float(f1_score(test.labels, predicted, average="macro")),
     }
+    if unseen is not None:
+        correct = predicted == test.labels
+        scores["test_share_unseen_words"] = float(unseen.mean())
+        scores["test_accuracy_unseen_words"] = _mean_or_none(correct[unseen])
+        scores["test_accuracy_seen_words_only"] = _mean_or_none(correct[~unseen])
+    return scores
+
+
+def _mean_or_none(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None
+
+
+def has_unseen_known_word(test_tokens, train_tokens, source) -> np.ndarray:
+    """Per test example: does it hold a word absent from training but present in the source?"""
+    seen = {t for tokens in train_tokens for t in tokens}
+    known_unseen = {
+        t
+        for tokens in test_tokens
+        for t in tokens
+        if t not in seen and source.row_of(t) is not None
+    }
+    return np.array([any(t in known_unseen for t in tokens) for tokens in test_tokens], dtype=bool)
 
 
 def write_history(path: Path, history: list[dict]) -> None:

@@ -51,35 +51,49 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(staging, path)
 
 
+class Stopwatch:
+    """Wall time per pipeline stage, reported as seconds_<stage> in metrics.json."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[f"seconds_{stage}"] = now - self._last
+        self._last = now
+
+
 def execute(cfg: DictConfig, output_dir: Path) -> dict:
     """Run every stage for one config; write history, embedding rows and, last, metrics.json."""
     from embcompare import data, embeddings, evaluate, model, text, train
     from embcompare.fetch import data_dir_from
 
-    started = time.perf_counter()
-    data_dir = data_dir_from(cfg.paths.data_dir)
-    cache_dir = Path(cfg.paths.cache_dir).expanduser().absolute()
-    splits = data.load_splits(cfg.dataset, data_dir, cfg.paths.mirror)
+    clock = Stopwatch()
+    splits = data.load_splits(cfg.dataset, data_dir_from(cfg.paths.data_dir), cfg.paths.mirror)
     train_split = data.subsample(splits.train, cfg.train.n, int(cfg.seed))
 
     def tokens_of(split):
-        limit = cfg.dataset.max_length
-        return [
-            text.tokenize(t, cfg.dataset.lowercase, cfg.dataset.strip_html)[:limit]
-            for t in split.texts
-        ]
+        limit, lowercase, strip = (
+            cfg.dataset.max_length,
+            cfg.dataset.lowercase,
+            cfg.dataset.strip_html,
+        )
+        return [text.tokenize(t, lowercase, strip)[:limit] for t in split.texts]
 
     train_tokens, dev_tokens, test_tokens = map(tokens_of, (train_split, splits.dev, splits.test))
-    source = embeddings.load_pretrained(cfg.embedding, cache_dir)
+    clock.lap("data")
+    source = embeddings.load_pretrained(cfg.embedding, Path(cfg.paths.cache_dir).absolute())
     extra = _extra_words(cfg, source, dev_tokens + test_tokens)
     vocab = text.Vocabulary.build(train_tokens, min_count=int(cfg.vocab.min_count), extra=extra)
     matrices = [
         embeddings.build_matrix(vocab, source, channel.init, int(cfg.seed))
         for channel in cfg.setup.channels
     ]
-    trainable = [bool(channel.trainable) for channel in cfg.setup.channels]
+    clock.lap("vectors")
 
     train.seed_everything(int(cfg.seed))
+    trainable = [bool(channel.trainable) for channel in cfg.setup.channels]
     classifier = model.build_model(cfg.model, matrices, trainable, len(cfg.dataset.labels))
     min_length = max(cfg.model.get("windows", [1]))
     encoded = {
@@ -90,22 +104,16 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
             ("test", test_tokens, splits.test),
         )
     }
-    fit_started = time.perf_counter()
     history = train.fit(
         classifier, encoded["train"], encoded["dev"], cfg.train, int(cfg.seed), min_length
     )
-    train_seconds = time.perf_counter() - fit_started
+    clock.lap("train")
 
-    scores = evaluate.task_scores(classifier, encoded["test"], min_length)
+    unseen = evaluate.has_unseen_known_word(test_tokens, train_tokens, source)
+    scores = evaluate.task_scores(classifier, encoded["test"], min_length, unseen)
     final = [np.asarray(layer.embeddings) for layer in model.embedding_layers(classifier)]
-    np.savez_compressed(
-        output_dir / "embedding.npz",
-        words=np.array(vocab.words),
-        vectors=final[-1],
-        **{f"channel_{i}": m for i, m in enumerate(final)},
-    )
-    evaluate.write_history(output_dir / "history.csv", history)
-    # --- semantic evaluation (semantic.py): semantic.json, neighbours.csv, headline numbers ---
+    _save_outputs(output_dir, vocab, final, history, classifier, encoded["test"], cfg)
+    clock.lap("evaluate")
     semantic_scores = {}
     if cfg.semantic.enabled:
         from embcompare import semantic
@@ -113,7 +121,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         semantic_scores = semantic.evaluate_run(
             cfg, vocab, source, matrices, final, train_tokens, train_split.labels, output_dir
         )
-    # --- end of semantic evaluation ---
+        clock.lap("semantic")
     best = max(history, key=lambda row: row["dev_accuracy"])
     metrics = {
         "dataset": cfg.dataset.name,
@@ -130,8 +138,9 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         "best_epoch": best["epoch"],
         "epochs": history[-1]["epoch"],
         "steps": history[-1]["steps"],
-        "train_seconds": train_seconds,
-        "total_seconds": time.perf_counter() - started,
+        "train_seconds": clock.seconds["seconds_train"],
+        "total_seconds": sum(clock.seconds.values()),
+        **clock.seconds,
         "vocab_size": len(vocab),
         "embedding_dim": source.dim,
         **embeddings.coverage(train_tokens, source).as_dict(),
@@ -139,6 +148,29 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     }
     write_json_atomic(output_dir / "metrics.json", metrics)
     return metrics
+
+
+SENTENCES_SAVED = 400  # test sentences whose representations the report's PCA shows
+
+
+def _save_outputs(output_dir, vocab, final, history, classifier, test, cfg) -> None:
+    from embcompare import evaluate, model, train
+
+    np.savez_compressed(
+        output_dir / "embedding.npz",
+        words=np.array(vocab.words),
+        vectors=final[-1],
+        **{f"channel_{i}": m for i, m in enumerate(final)},
+    )
+    evaluate.write_history(output_dir / "history.csv", history)
+    chosen = np.arange(min(SENTENCES_SAVED, len(test)))
+    token_ids = train.pad([test.ids[i] for i in chosen], max(cfg.model.get("windows", [1])))
+    np.savez_compressed(
+        output_dir / "sentences.npz",
+        features=model.sentence_features(classifier, token_ids),
+        labels=test.labels[chosen],
+        label_names=np.array(list(cfg.dataset.labels)),
+    )
 
 
 def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:

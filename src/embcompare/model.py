@@ -127,5 +127,5 @@ def embedding_layers(model: keras.Model) -> list[MaskedEmbedding]:
 
 def sentence_features(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:
     """The sentence representation the classifier's last layers see."""
-    extractor = keras.Model(model.inputs, model.get_layer(SENTENCE_LAYER).output)
+    extractor = keras.Model(model.input, model.get_layer(SENTENCE_LAYER).output)
     return np.asarray(extractor(token_ids, training=False))

@@ -110,7 +110,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(staging, path)
 
 
-def build(name: str, results_dir: Path) -> tuple[Path, Path]:
+def build(name: str, results_dir: Path, claims_from: Path | None = None) -> tuple[Path, Path]:
+    """Write the tables, figures and report of an experiment; with `claims_from` (the directory
+    of pretraining outputs) the report opens with the four claims and their verdicts."""
     out_dir = Path(results_dir) / name
     runs_dir = out_dir / "runs"
     runs = aggregate.collect_runs(runs_dir)
@@ -125,6 +127,8 @@ def build(name: str, results_dir: Path) -> tuple[Path, Path]:
     _write_tables(out_dir, runs, summary, differences, failures)
 
     report = Report(f"embcompare report: {name}")
+    if claims_from is not None:
+        _claims_section(report, runs, differences, claims_from)
     _what_was_run(report, runs, runs_dir)
     _findings(report, summary, differences)
     _accuracy_section(report, summary, differences, out_dir)
@@ -301,6 +305,20 @@ def _sentence_section(report, runs, runs_dir: Path, out_dir: Path) -> None:
             report.figure(png, "2-D PCA of sentence representations per setup", out_dir)
 
 
+def _claims_section(report, runs, differences, pretrained_dir: Path) -> None:
+    from embcompare import claims
+
+    report.heading("The four claims, measured")
+    for verdict in (
+        claims.task_not_meaning(runs),
+        claims.pretrained_helps_when_small(runs, differences),
+        claims.one_hot_equivalence(),
+        claims.keras_word2vec(pretrained_dir),
+    ):
+        report.heading(f"{verdict.claim}: {verdict.label}", 3)
+        report.bullets(verdict.evidence)
+
+
 def _failures_section(report, failures: pd.DataFrame) -> None:
     report.heading("Failed runs")
     if failures.empty:
@@ -316,6 +334,7 @@ def main(overrides: list[str]) -> int:
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    md_path, html_path = build(cfg.name, Path(cfg.paths.results_dir))
+    claims_from = Path(cfg.paths.cache_dir) / "pretrained" if cfg.get("report_claims") else None
+    md_path, html_path = build(cfg.name, Path(cfg.paths.results_dir), claims_from)
     print(f"wrote {md_path} and {html_path}")
     return 0

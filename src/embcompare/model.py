@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
 from embcompare.errors import EmbcompareError
@@ -36,7 +37,10 @@ class MaskedEmbedding(layers.Embedding):
 
     def call(self, inputs):
         mask = ops.cast(ops.not_equal(inputs, PAD_ID), self.compute_dtype)
-        return super().call(inputs) * ops.expand_dims(mask, -1)
+        # Gather from the variable itself: ResourceGather reads only the looked-up rows, while
+        # ops.take reads the whole matrix, which TF copies on every read once it was scattered.
+        vectors = ops.cast(tf.gather(self.embeddings.value, inputs), self.compute_dtype)
+        return vectors * ops.expand_dims(mask, -1)
 
     def compute_mask(self, inputs, mask=None):
         return None

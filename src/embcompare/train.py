@@ -15,6 +15,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from embcompare.errors import EmbcompareError
+from embcompare.optim import SPARSE_OPTIMIZERS
 from embcompare.text import PAD_ID
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,28 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(cfg_optimizer) -> keras.optimizers.Optimizer:
-    options = {k: v for k, v in dict(cfg_optimizer).items() if k != "name"}
+    """Keras's optimizer of that name; with `sparse: true` (the default) its row-sparse variant
+    from embcompare.optim, which updates only the embedding rows that a batch looks up."""
+    settings = dict(cfg_optimizer)
+    name, sparse = str(settings.pop("name")), bool(settings.pop("sparse", True))
     try:
-        return keras.optimizers.get({"class_name": cfg_optimizer.name, "config": options})
+        if sparse:
+            return _sparse_optimizer_class(name)(**settings)
+        return keras.optimizers.get({"class_name": name, "config": settings})
     except (ValueError, TypeError) as error:
         raise EmbcompareError(
             f"train.optimizer={dict(cfg_optimizer)} is not usable: {error}"
         ) from None
+
+
+def _sparse_optimizer_class(name: str) -> type[keras.optimizers.Optimizer]:
+    chosen = SPARSE_OPTIMIZERS.get(name.lower())
+    if chosen is None:
+        raise EmbcompareError(
+            f"train.optimizer.name={name!r} has no row-sparse variant; choose one of "
+            f"{sorted(SPARSE_OPTIMIZERS)} or set train.optimizer.sparse=false"
+        )
+    return chosen
 
 
 def pad(sequences: Sequence[np.ndarray], min_length: int) -> np.ndarray:
@@ -55,12 +71,40 @@ def pad(sequences: Sequence[np.ndarray], min_length: int) -> np.ndarray:
     return batch
 
 
+def batch_indices(
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    bucket_batches: int = 0,
+) -> list[np.ndarray]:
+    """The example indices of each batch of one epoch: in order without `rng`, else shuffled.
+
+    With `bucket_batches` k > 1 the shuffled examples are cut into chunks of k batches, each
+    chunk is sorted by length before it is cut into batches, and the batches are shuffled.
+    Batch-mates then have similar lengths, so less padding is computed, while which examples
+    share a chunk, and the order of the batches, stay random.
+    """
+    order = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
+    if rng is None or bucket_batches <= 1:
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    chunk_size = batch_size * bucket_batches
+    chosen: list[np.ndarray] = []
+    for start in range(0, len(order), chunk_size):
+        chunk = order[start : start + chunk_size]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]  # ties keep the shuffled order
+        chosen.extend(chunk[at : at + batch_size] for at in range(0, len(chunk), batch_size))
+    return [chosen[i] for i in rng.permutation(len(chosen))]
+
+
 def batches(
-    data: Encoded, batch_size: int, min_length: int, rng: np.random.Generator | None = None
+    data: Encoded,
+    batch_size: int,
+    min_length: int,
+    rng: np.random.Generator | None = None,
+    bucket_batches: int = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
-    for start in range(0, len(data), batch_size):
-        chosen = order[start : start + batch_size]
+    lengths = np.fromiter((len(s) for s in data.ids), dtype=np.int64, count=len(data))
+    for chosen in batch_indices(lengths, batch_size, rng, bucket_batches):
         yield pad([data.ids[i] for i in chosen], min_length), data.labels[chosen]
 
 
@@ -82,11 +126,13 @@ def accuracy(model: keras.Model, data: Encoded, batch_size: int, min_length: int
     return float(np.mean(predict(model, data, batch_size, min_length) == data.labels))
 
 
-def fit(
-    model: keras.Model, train: Encoded, dev: Encoded, cfg_train, seed: int, min_length: int
-) -> list[dict]:
-    """Train, keep the weights of the best dev check, return one history row per check."""
-    optimizer = make_optimizer(cfg_train.optimizer)
+def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
+    """One optimizer step on a batch, traced once for all batch lengths.
+
+    `optimizer.apply` receives the embedding's gradient as the tf.IndexedSlices the lookup
+    produced, so a sparse optimizer can update just the looked-up rows. XLA (jit_compile) is
+    left off: on CPU it made the Kim CNN's step ~3x slower and it cannot compile tf.unique.
+    """
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function(reduce_retracing=True)
@@ -97,7 +143,31 @@ def fit(
         optimizer.apply(gradients, model.trainable_weights)
         return loss
 
+    return train_step
+
+
+def train_epoch(
+    train_step,
+    data: Encoded,
+    batch_size: int,
+    min_length: int,
+    rng: np.random.Generator,
+    bucket_batches: int = 0,
+) -> list[float]:
+    """One pass over shuffled batches; the loss of each step."""
+    return [
+        float(train_step(x, y))
+        for x, y in batches(data, batch_size, min_length, rng, bucket_batches)
+    ]
+
+
+def fit(
+    model: keras.Model, train: Encoded, dev: Encoded, cfg_train, seed: int, min_length: int
+) -> list[dict]:
+    """Train, keep the weights of the best dev check, return one history row per check."""
+    train_step = make_train_step(model, make_optimizer(cfg_train.optimizer))
     batch_size, min_steps = int(cfg_train.batch_size), int(cfg_train.min_steps)
+    bucket_batches = int(cfg_train.get("bucket_batches", 0))
     steps_per_epoch = math.ceil(len(train) / batch_size)
     # Small samples have epochs of one or two steps: train at least min_steps steps, and
     # check dev accuracy about every eval_every_steps steps rather than after each tiny epoch.
@@ -109,9 +179,9 @@ def fit(
     started, losses = time.perf_counter(), []
     epochs = tqdm(range(1, max_epochs + 1), desc="epochs", disable=not cfg_train.progress)
     for epoch in epochs:
-        for x, y in batches(train, batch_size, min_length, rng):
-            losses.append(float(train_step(x, y)))
-            steps += 1
+        epoch_losses = train_epoch(train_step, train, batch_size, min_length, rng, bucket_batches)
+        losses += epoch_losses
+        steps += len(epoch_losses)
         if epoch % eval_every and epoch != max_epochs:
             continue
         dev_accuracy = accuracy(model, dev, 500, min_length)

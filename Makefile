@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXP ?= learning_curve
 SWEEP_ARGS ?=
 
-.PHONY: setup data run sweep report reproduce test clean
+.PHONY: setup data run sweep report reproduce bench pretrain test clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,18 @@ sweep: data
 
 report: setup
 	$(BIN)/embcompare report experiment=$(EXP)
+
+# Speed figures from one run (epoch times, padding, vector loading, peak memory), printed and
+# written to results/bench/bench.json; about 2 minutes here. `make bench BENCH_ARGS=--quick`.
+bench: data
+	$(BIN)/python -m embcompare.bench $(BENCH_ARGS)
+
+# Word2vec on the 50k unlabelled IMDB reviews: gensim CBOW and skip-gram, and skip-gram trained
+# as two Keras Embedding layers; each prints its word-similarity scores. Cached: reruns are free.
+pretrain: data
+	$(BIN)/embcompare pretrain method=gensim corpus=imdb_unsup
+	$(BIN)/embcompare pretrain method=gensim sg=1 corpus=imdb_unsup
+	$(BIN)/embcompare pretrain method=keras_sgns corpus=imdb_unsup
 
 test: data
 	$(BIN)/ruff check src tests

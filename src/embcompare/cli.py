@@ -11,6 +11,7 @@ commands:
   evaluate  word-similarity and analogy scores of one set of vectors (vectors=NAME_OR_PATH)
   data      fill the data directory from DATA_MIRROR or the official URLs
   report    tables, figures and report of an experiment (experiment=<name>)
+  pretrain  train word2vec in Keras or gensim on a corpus (method=keras_sgns corpus=imdb_unsup)
 """
 
 
@@ -42,6 +43,15 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return report.main(rest)
+        except EmbcompareError as error:
+            print(f"embcompare: error: {error}", file=sys.stderr)
+            return 2
+    if command == "pretrain":
+        from embcompare import pretrain
+        from embcompare.errors import EmbcompareError
+
+        try:
+            return pretrain.main(rest)
         except EmbcompareError as error:
             print(f"embcompare: error: {error}", file=sys.stderr)
             return 2

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import last_error_line, run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -113,3 +113,10 @@ def test_sweep_through_launcher_plugins(tmp_path, data_dir, mirror, launcher):
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     finished = sorted(tmp_path.glob("smoke/runs/*/metrics.json"))
     assert [Path(p).parent.name.split("-")[3] for p in finished] == ["s1", "s2"]
+
+
+def test_unknown_experiment_is_a_one_line_error(tmp_path):
+    result = run_cli("report", "experiment=typo", f"paths.results_dir={tmp_path}")
+    assert result.returncode == 2
+    assert "experiment/typo" in last_error_line(result.stderr)
+    assert not list(tmp_path.iterdir())

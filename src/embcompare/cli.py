@@ -21,48 +21,66 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
-    if command == "data":
-        from embcompare import fetch
+    handler = COMMANDS.get(command)
+    if handler is None:
+        print(f"embcompare: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    from embcompare.errors import EmbcompareError
 
-        return fetch.main(rest)
-    if command == "run":
-        from embcompare import run
+    try:
+        return handler(rest)
+    except EmbcompareError as error:
+        print(f"embcompare: error: {error}", file=sys.stderr)
+        return 2
 
-        problem = _unwritable_results_dir(rest)
-        if problem:
-            print(f"embcompare: error: {problem}", file=sys.stderr)
-            return 2
-        # argparse cannot take Hydra overrides on both sides of -m, so flags go first
-        flags = [a for a in rest if a.startswith("-")]
-        sys.argv = [f"{sys.argv[0]} run", *flags, *(a for a in rest if not a.startswith("-"))]
-        run.main()
-        return 0
-    if command == "report":
-        from embcompare import report
-        from embcompare.errors import EmbcompareError
 
-        try:
-            return report.main(rest)
-        except EmbcompareError as error:
-            print(f"embcompare: error: {error}", file=sys.stderr)
-            return 2
-    if command == "pretrain":
-        from embcompare import pretrain
-        from embcompare.errors import EmbcompareError
+def _data(rest: list[str]) -> int:
+    from embcompare import fetch
 
-        try:
-            return pretrain.main(rest)
-        except EmbcompareError as error:
-            print(f"embcompare: error: {error}", file=sys.stderr)
-            return 2
-    if command == "evaluate":
-        from embcompare import semantic
+    return fetch.main(rest)
 
-        sys.argv = [f"{sys.argv[0]} evaluate", *rest]
-        semantic.main()
-        return 0
-    print(f"embcompare: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-    return 2
+
+def _run(rest: list[str]) -> int:
+    from embcompare import run
+    from embcompare.errors import EmbcompareError
+
+    problem = _unwritable_results_dir(rest)
+    if problem:
+        raise EmbcompareError(problem)
+    # argparse cannot take Hydra overrides on both sides of -m, so -m goes first
+    multirun = [a for a in rest if a in ("-m", "--multirun")]
+    sys.argv = [f"{sys.argv[0]} run", *multirun, *(a for a in rest if a not in multirun)]
+    run.main()
+    return 0
+
+
+def _report(rest: list[str]) -> int:
+    from embcompare import report
+
+    return report.main(rest)
+
+
+def _pretrain(rest: list[str]) -> int:
+    from embcompare import pretrain
+
+    return pretrain.main(rest)
+
+
+def _evaluate(rest: list[str]) -> int:
+    from embcompare import semantic
+
+    sys.argv = [f"{sys.argv[0]} evaluate", *rest]
+    semantic.main()
+    return 0
+
+
+COMMANDS = {
+    "run": _run,
+    "evaluate": _evaluate,
+    "data": _data,
+    "report": _report,
+    "pretrain": _pretrain,
+}
 
 
 def _unwritable_results_dir(args: list[str]) -> str | None:

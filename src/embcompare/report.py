@@ -329,11 +329,15 @@ def _failures_section(report, failures: pd.DataFrame) -> None:
 
 def main(overrides: list[str]) -> int:
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
 
     from embcompare.run import CONF_DIR
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+    except HydraException as error:  # e.g. an unknown experiment name
+        raise EmbcompareError(str(error).splitlines()[0]) from None
     claims_from = Path(cfg.paths.cache_dir) / "pretrained" if cfg.get("report_claims") else None
     md_path, html_path = build(cfg.name, Path(cfg.paths.results_dir), claims_from)
     print(f"wrote {md_path} and {html_path}")

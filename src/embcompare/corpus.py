@@ -10,12 +10,12 @@ task vocabularies spell words the same way.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
+from embcompare.data import numbered_lines
 from embcompare.errors import EmbcompareError
 from embcompare.fetch import ensure_file
 from embcompare.text import tokenize
@@ -36,23 +36,8 @@ def corpus_files(cfg_corpus, data_dir: Path, mirror: str | None) -> list[Path]:
     ]
 
 
-def numbered_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
-    """Lines without their ending, gzip read transparently, decoded one by one so that a bad
-    byte is reported at its own line."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                yield number, raw.decode(encoding).rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                raise EmbcompareError(
-                    f"{path}: line {number}: bytes are not valid {encoding} ({error.reason}); "
-                    "fix corpus.encoding"
-                ) from None
-
-
 def iter_texts(path: Path, cfg_corpus) -> Iterator[str]:
-    numbered = numbered_lines(path, cfg_corpus.get("encoding", "utf-8"))
+    numbered = numbered_lines(path, cfg_corpus.get("encoding", "utf-8"), "corpus.encoding")
     if cfg_corpus.format == "lines":
         yield from (line for _, line in numbered if line.strip())
         return

@@ -81,10 +81,13 @@ class Splits:
     test: Split
 
 
-def _lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+def numbered_lines(
+    path: Path, encoding: str, encoding_key: str | None = "dataset.encoding"
+) -> Iterator[tuple[int, str]]:
     """Numbered lines without their line ending (LF or CRLF); gzip read transparently.
 
-    Lines are decoded one by one so a bad byte is reported at its real line number.
+    Lines are decoded one by one so a bad byte is reported at its real line number, with the
+    config key that sets the encoding, when there is one.
     """
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
@@ -92,9 +95,9 @@ def _lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
             try:
                 line = raw.decode(encoding)
             except UnicodeDecodeError as error:
+                fix = f"; fix {encoding_key}" if encoding_key else ""
                 raise EmbcompareError(
-                    f"{path}: line {number}: bytes are not valid {encoding} ({error.reason}); "
-                    "fix dataset.encoding"
+                    f"{path}: line {number}: bytes are not valid {encoding} ({error.reason}){fix}"
                 ) from None
             yield number, line.rstrip("\r\n")
 
@@ -114,7 +117,7 @@ def _label_index(value: str, spec: DatasetSpec, path: Path, line: int) -> int:
 
 @register_reader("label_text")
 def read_label_text(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, int]]:
-    for number, line in _lines(path, spec.encoding):
+    for number, line in numbered_lines(path, spec.encoding):
         if not line.strip():
             continue
         label, _, text = line.partition(" ")
@@ -127,14 +130,14 @@ def read_lines_per_class(path: Path, entry: dict, spec: DatasetSpec) -> Iterator
     if "label" not in entry:
         raise EmbcompareError(f"dataset.files entry for {entry['path']} needs a `label` key")
     label = _label_index(str(entry["label"]), spec, path, 0)
-    for _, line in _lines(path, spec.encoding):
+    for _, line in numbered_lines(path, spec.encoding):
         if line.strip():
             yield line, label
 
 
 @register_reader("tsv")
 def read_tsv(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, int]]:
-    numbered = _lines(path, spec.encoding)
+    numbered = numbered_lines(path, spec.encoding)
     first = next(numbered, None)
     if first is None:
         return

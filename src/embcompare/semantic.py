@@ -51,7 +51,7 @@ import math
 import re
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -62,6 +62,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
+from embcompare.data import numbered_lines
 from embcompare.errors import EmbcompareError
 from embcompare.text import UNK_ID
 
@@ -149,22 +150,10 @@ class Analogies:
     questions: tuple[tuple[str, str, str, str], ...]  # a : b :: c : d
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Lines without their ending (LF or CRLF), decoded one by one to name a bad line."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                raise EmbcompareError(
-                    f"{path}: line {number}: bytes are not valid UTF-8 ({error.reason})"
-                ) from None
-
-
 def read_word_pairs(path: Path, name: str) -> WordPairs:
     """word1<TAB>word2<TAB>score per line; blank lines and '#' comments are skipped."""
     first, second, gold = [], [], []
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path, "utf-8", encoding_key=None):
         if not line.strip() or line.startswith("#"):
             continue
         a, b, score = _pair_fields(line, path, number)
@@ -196,7 +185,7 @@ def _pair_fields(line: str, path: Path, number: int) -> tuple[str, str, float]:
 def read_analogies(path: Path) -> Analogies:
     """': section' header lines, then 'a b c d' questions separated by spaces."""
     sections, questions, section = [], [], None
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path, "utf-8", encoding_key=None):
         if line.startswith(":"):
             section = line[1:].strip()
             continue

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from embcompare.data import numbered_lines
+from embcompare.data import numbered_lines, tsv_columns
 from embcompare.errors import EmbcompareError
 from embcompare.fetch import ensure_file
 from embcompare.text import tokenize
@@ -37,24 +37,14 @@ def corpus_files(cfg_corpus, data_dir: Path, mirror: str | None) -> list[Path]:
 
 
 def iter_texts(path: Path, cfg_corpus) -> Iterator[str]:
-    numbered = numbered_lines(path, cfg_corpus.get("encoding", "utf-8"), "corpus.encoding")
+    encoding = cfg_corpus.get("encoding", "utf-8")
     if cfg_corpus.format == "lines":
+        numbered = numbered_lines(path, encoding, "corpus.encoding")
         yield from (line for _, line in numbered if line.strip())
         return
     column = cfg_corpus.get("text_column", "text")
-    first = next(numbered, None)
-    header = first[1].split("\t") if first else []
-    if column not in header:
-        raise EmbcompareError(f"{path}: line 1: header {header} lacks the column {column!r}")
-    at = header.index(column)
-    for number, line in numbered:
-        fields = line.split("\t")
-        if len(fields) != len(header):
-            raise EmbcompareError(
-                f"{path}: line {number}: expected {len(header)} tab-separated fields, "
-                f"got {len(fields)}"
-            )
-        yield fields[at]
+    for _, (text,) in tsv_columns(path, encoding, [column], "corpus.encoding"):
+        yield text
 
 
 def read_corpus(

@@ -135,17 +135,19 @@ def read_lines_per_class(path: Path, entry: dict, spec: DatasetSpec) -> Iterator
             yield line, label
 
 
-@register_reader("tsv")
-def read_tsv(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, int]]:
-    numbered = numbered_lines(path, spec.encoding)
+def tsv_columns(
+    path: Path, encoding: str, columns: list[str], encoding_key: str | None = "dataset.encoding"
+) -> Iterator[tuple[int, list[str]]]:
+    """(line number, the named columns' values) for each row of a TSV with a header line."""
+    numbered = numbered_lines(path, encoding, encoding_key)
     first = next(numbered, None)
     if first is None:
-        return
+        raise EmbcompareError(f"{path}: empty file, expected a header line naming {columns}")
     header = first[1].split("\t")
-    missing = {spec.text_column, spec.label_column} - set(header)
+    missing = set(columns) - set(header)
     if missing:
         raise EmbcompareError(f"{path}: line 1: header {header} lacks column(s) {sorted(missing)}")
-    text_at, label_at = header.index(spec.text_column), header.index(spec.label_column)
+    positions = [header.index(column) for column in columns]
     for number, line in numbered:
         fields = line.split("\t")
         if len(fields) != len(header):
@@ -153,7 +155,14 @@ def read_tsv(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, 
                 f"{path}: line {number}: expected {len(header)} tab-separated fields, "
                 f"got {len(fields)}"
             )
-        yield fields[text_at], _label_index(fields[label_at].strip(), spec, path, number)
+        yield number, [fields[at] for at in positions]
+
+
+@register_reader("tsv")
+def read_tsv(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, int]]:
+    columns = [spec.text_column, spec.label_column]
+    for number, (text, label) in tsv_columns(path, spec.encoding, columns):
+        yield text, _label_index(label.strip(), spec, path, number)
 
 
 def read_split(spec: DatasetSpec, data_dir: Path, mirror: str | None, split: str) -> Split:

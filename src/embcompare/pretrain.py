@@ -545,16 +545,14 @@ def similarity_scores(cfg: DictConfig, words: Sequence[str], vectors: np.ndarray
 
 
 def format_summary(report: dict) -> str:
+    from embcompare.semantic import similarity_table
+
     lines = [
         f"{report['settings']['method']} ({report['arch']}) on {report['settings']['corpus']}: "
         f"{report['vocab_size']} words x {report['settings']['dim']}, "
         f"{report['tokens']} tokens, trained in {report['train_seconds']:.1f}s",
-        f"{'benchmark':<12} {'spearman':>9} {'pairs scored/total':>19} {'OOV%':>6}",
+        *similarity_table(report["similarity"]),
     ]
-    for name, score in report["similarity"].items():
-        rho = "n/a" if score["spearman"] is None else f"{score['spearman']:.4f}"
-        pairs = f"{score['scored']}/{score['total']}"
-        lines.append(f"{name:<12} {rho:>9} {pairs:>19} {100 * (1 - score['coverage']):>6.1f}")
     lines.append(f"vectors: {report['output_dir']}")
     return "\n".join(lines)
 

@@ -744,16 +744,22 @@ def evaluate_vectors(cfg: DictConfig) -> dict:
     }
 
 
+def similarity_table(scores: Mapping[str, dict]) -> list[str]:
+    """Lines of a table: benchmark, Spearman, pairs scored of all, OOV share."""
+    lines = [f"{'benchmark':<12} {'spearman':>9} {'pairs scored/total':>19} {'OOV%':>6}"]
+    for name, score in scores.items():
+        rho = "n/a" if score["spearman"] is None else f"{score['spearman']:.4f}"
+        pairs = f"{score['scored']}/{score['total']}"
+        lines.append(f"{name:<12} {rho:>9} {pairs:>19} {100 * (1 - score['coverage']):>6.1f}")
+    return lines
+
+
 def format_report(report: dict) -> str:
     vectors, analogies = report["vectors"], report["analogies"]
     lines = [
         f"vectors: {vectors['name']} ({vectors['words']} words x {vectors['dim']})",
-        f"{'benchmark':<12} {'spearman':>9} {'pairs scored/total':>19} {'OOV%':>6}",
+        *similarity_table(report["similarity"]),
     ]
-    for name, score in report["similarity"].items():
-        rho = "n/a" if score["spearman"] is None else f"{score['spearman']:.4f}"
-        pairs = f"{score['scored']}/{score['total']}"
-        lines.append(f"{name:<12} {rho:>9} {pairs:>19} {100 * (1 - score['coverage']):>6.1f}")
     accuracy = "n/a" if analogies["accuracy"] is None else f"{analogies['accuracy']:.4f}"
     lines.append(
         f"analogies (3CosAdd, first {report['policy']['analogy_vocab']} words): accuracy "

@@ -1,9 +1,15 @@
 """Datasets: read the files a dataset config declares, split them, subsample the training set.
 
-Three generic readers cover every dataset (the config's `format` picks one):
+Three generic readers cover every dataset (the config's `format` picks one; a `files` entry
+may name its own `format`, `text_column` and `label_column`, as SST-2's phrase-level TSV does
+beside sentence-level label_text files):
   label_text       one example per line, `<integer label> <text>`
   lines_per_class  one file per class, one text per line, blank lines skipped (gzip allowed)
   tsv              a header row naming columns; `text_column` and `label_column` pick two
+
+Split policies: `given` (train/dev/test files), `holdout` and `kfold` (cut from one file), and
+`kfold_unless_given`: the given split when the dataset has a test file, else k-fold CV, which
+is how Kim (2014) evaluated one experiment across datasets of both kinds.
 """
 
 from __future__ import annotations
@@ -46,10 +52,14 @@ class DatasetSpec:
 
     @classmethod
     def from_config(cls, cfg) -> DatasetSpec:
-        if cfg.format not in READERS:
-            raise EmbcompareError(
-                f"dataset.format={cfg.format!r} is unknown; choose one of {sorted(READERS)}"
-            )
+        formats = {"dataset.format": cfg.format} | {
+            f"dataset.files.{key}.format": entry["format"]
+            for key, entry in cfg.files.items()
+            if "format" in entry
+        }
+        for key, name in formats.items():
+            if name not in READERS:
+                raise EmbcompareError(f"{key}={name!r} is unknown; choose one of {sorted(READERS)}")
         return cls(
             name=cfg.name,
             format=cfg.format,
@@ -160,7 +170,10 @@ def tsv_columns(
 
 @register_reader("tsv")
 def read_tsv(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, int]]:
-    columns = [spec.text_column, spec.label_column]
+    columns = [
+        entry.get("text_column", spec.text_column),
+        entry.get("label_column", spec.label_column),
+    ]
     for number, (text, label) in tsv_columns(path, spec.encoding, columns):
         yield text, _label_index(label.strip(), spec, path, number)
 
@@ -172,7 +185,8 @@ def read_split(spec: DatasetSpec, data_dir: Path, mirror: str | None, split: str
         if entry.get("split", "all") != split:
             continue
         path = ensure_file(entry, data_dir, mirror)
-        for text, label in READERS[spec.format](path, entry, spec):
+        reader = READERS[entry.get("format", spec.format)]
+        for text, label in reader(path, entry, spec):
             texts.append(text)
             labels.append(label)
     return Split(texts, np.array(labels, dtype=np.int64))
@@ -200,9 +214,11 @@ def _kfold_cut(split: Split, folds: int, fold: int, seed: int) -> tuple[Split, S
 
 
 def load_splits(cfg_dataset, data_dir: Path, mirror: str | None = None) -> Splits:
-    """Read a dataset and apply its split policy: given, holdout or kfold."""
+    """Read a dataset and apply its split policy (see the module docstring)."""
     spec = DatasetSpec.from_config(cfg_dataset)
     policy, seed = spec.split["policy"], int(spec.split.get("seed", 0))
+    if policy == "kfold_unless_given":
+        policy = "given" if _has_split(spec, "test") else "kfold"
     if policy == "given":
         train, test = (read_split(spec, data_dir, mirror, s) for s in ("train", "test"))
     elif policy in ("holdout", "kfold"):
@@ -216,7 +232,8 @@ def load_splits(cfg_dataset, data_dir: Path, mirror: str | None = None) -> Split
             )
     else:
         raise EmbcompareError(
-            f"dataset.split.policy={policy!r} is unknown; choose given, holdout or kfold"
+            f"dataset.split.policy={policy!r} is unknown; choose given, holdout, kfold "
+            "or kfold_unless_given"
         )
     _require_examples(train, spec, "train")
     _require_examples(test, spec, "test")

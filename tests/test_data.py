@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from embcompare.data import READERS, DatasetSpec, load_splits, nested_order, read_split, subsample
 from embcompare.errors import EmbcompareError
 
-from conftest import load_conf
+from conftest import CONF, load_conf
 
 
 def spec_of(name: str) -> DatasetSpec:
@@ -41,6 +41,40 @@ def test_tsv_reader_handles_crlf_gzip_and_named_columns(tmp_path):
 def test_sst2_given_split_sizes(data_dir, mirror):
     splits = load_splits(load_conf("dataset", "sst2"), data_dir, str(mirror))
     assert (len(splits.train), len(splits.dev), len(splits.test)) == (6920, 872, 1821)
+
+
+def compose_dataset(name: str):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", [f"dataset={name}"]).dataset
+
+
+def test_sst2_phrases_trains_on_the_glue_tsv_beside_label_text_dev_and_test(data_dir, mirror):
+    splits = load_splits(compose_dataset("sst2_phrases"), data_dir, str(mirror))
+    assert (len(splits.train), len(splits.dev), len(splits.test)) == (67349, 872, 1821)
+    assert splits.train.texts[0] == "hide new secretions from the parental units"
+    assert splits.train.labels[:3].tolist() == [0, 0, 1]
+    sentences = load_splits(load_conf("dataset", "sst2"), data_dir, str(mirror))
+    assert splits.test.texts == sentences.test.texts
+
+
+def test_a_files_entry_with_an_unknown_format_names_its_key():
+    cfg = load_conf("dataset", "sst2")
+    cfg.files.dev.format = "csv"
+    with pytest.raises(EmbcompareError, match=r"dataset.files.dev.format='csv' is unknown"):
+        DatasetSpec.from_config(cfg)
+
+
+@pytest.mark.parametrize(("name", "test_size"), [("trec", 500), ("cr", 378)])
+def test_kfold_unless_given_uses_a_given_test_file_else_cv(data_dir, mirror, name, test_size):
+    cfg = load_conf("dataset", name)
+    cfg.split.policy, cfg.split.fold = "kfold_unless_given", 9
+    splits = load_splits(cfg, data_dir, str(mirror))
+    assert len(splits.test) in (test_size - 1, test_size)
+    if name == "cr":  # the last fold of 10, not the holdout cut
+        cfg.split.policy = "kfold"
+        assert load_splits(cfg, data_dir, str(mirror)).test.texts == splits.test.texts
 
 
 def test_trec_keeps_case_and_holds_out_a_stratified_dev(data_dir, mirror):

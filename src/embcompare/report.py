@@ -110,9 +110,12 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(staging, path)
 
 
-def build(name: str, results_dir: Path, claims_from: Path | None = None) -> tuple[Path, Path]:
+def build(
+    name: str, results_dir: Path, claims_from: Path | None = None, paper: str | None = None
+) -> tuple[Path, Path]:
     """Write the tables, figures and report of an experiment; with `claims_from` (the directory
-    of pretraining outputs) the report opens with the four claims and their verdicts."""
+    of pretraining outputs) the report opens with the four claims and their verdicts, with
+    `paper="kim2014"` with our numbers beside Kim (2014)'s."""
     out_dir = Path(results_dir) / name
     runs_dir = out_dir / "runs"
     runs = aggregate.collect_runs(runs_dir)
@@ -129,6 +132,8 @@ def build(name: str, results_dir: Path, claims_from: Path | None = None) -> tupl
     report = Report(f"embcompare report: {name}")
     if claims_from is not None:
         _claims_section(report, runs, differences, claims_from)
+    if paper is not None:
+        _paper_section(report, paper, runs, summary, runs_dir, out_dir)
     _what_was_run(report, runs, runs_dir)
     _findings(report, summary, differences)
     _accuracy_section(report, summary, differences, out_dir)
@@ -319,6 +324,40 @@ def _claims_section(report, runs, differences, pretrained_dir: Path) -> None:
         report.bullets(verdict.evidence)
 
 
+def _paper_section(report, paper: str, runs, summary, runs_dir: Path, out_dir: Path) -> None:
+    from embcompare import paper as published
+
+    if paper != "kim2014":
+        raise EmbcompareError(f"report_paper={paper!r} is unknown; the one known is kim2014")
+    compared = published.side_by_side(summary)
+    _write_atomic(out_dir / "paper_comparison.csv", compared.to_csv(index=False))
+    report.heading(f"Side by side with {published.PAPER}, Table 2")
+    report.paragraph(
+        f"Test accuracy in %: ours as mean ± 95% CI over repeats (10-fold CV on MR, Subj, CR "
+        f"and MPQA, one fold and seed per repeat; seeds on the given splits of SST-2 and "
+        f"TREC), then ({published.PAPER}; ours minus his). His numbers used the "
+        f"{published.PAPER_VECTORS} vectors; ours used the vectors named above each table."
+    )
+    for embedding in compared["embedding"].unique():
+        report.heading(f"Vectors: {embedding}", 3)
+        report.table(published.table2_layout(compared, embedding))
+    report.heading("Does rand < static <= nonstatic hold?", 3)
+    report.bullets(published.ordering_findings(compared))
+    neighbours = published.neighbour_table(runs, runs_dir)
+    if not neighbours.empty:
+        report.heading("Table 3 counterpart: neighbours on SST-2, static vs nonstatic", 3)
+        report.paragraph(
+            "Five nearest neighbours (cosine) of 'good' and 'bad' in the learned embedding of "
+            "the first repeat. In Kim's word2vec, 'good' was nearest to great, bad, terrific, "
+            "decent, and after fine-tuning to nice, decent, solid, terrific; 'bad' went from "
+            "good, terrible, horrible, lousy to terrible, horrible, lousy, stupid."
+        )
+        report.table(neighbours)
+    report.heading("Time per dataset", 3)
+    report.paragraph("All stages of all runs, summed; runs that shared the CPU count in full.")
+    report.table(published.wall_time(runs))
+
+
 def _failures_section(report, failures: pd.DataFrame) -> None:
     report.heading("Failed runs")
     if failures.empty:
@@ -339,6 +378,8 @@ def main(overrides: list[str]) -> int:
     except HydraException as error:  # e.g. an unknown experiment name
         raise EmbcompareError(str(error).splitlines()[0]) from None
     claims_from = Path(cfg.paths.cache_dir) / "pretrained" if cfg.get("report_claims") else None
-    md_path, html_path = build(cfg.name, Path(cfg.paths.results_dir), claims_from)
+    md_path, html_path = build(
+        cfg.name, Path(cfg.paths.results_dir), claims_from, cfg.get("report_paper")
+    )
     print(f"wrote {md_path} and {html_path}")
     return 0

@@ -1,0 +1,152 @@
+"""Published numbers beside ours: Kim (2014) Table 2 (accuracy) and Table 3 (neighbours).
+
+Kim, "Convolutional Neural Networks for Sentence Classification", EMNLP 2014. His numbers come
+from the GoogleNews word2vec 300d vectors; ours from whichever vectors a run used, named in
+every table. An experiment asks for this section with `report_paper: kim2014`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from embcompare.errors import EmbcompareError
+
+PAPER = "Kim (2014)"
+PAPER_VECTORS = "word2vec GoogleNews 300d"
+SETUPS = ["rand", "static", "nonstatic", "multichannel"]
+# our dataset config name -> Kim's column
+DATASETS = {
+    "mr": "MR",
+    "sst2_phrases": "SST-2",
+    "subj": "Subj",
+    "trec": "TREC",
+    "cr": "CR",
+    "mpqa": "MPQA",
+}
+# Table 2, accuracy in %, in the column order of DATASETS.
+_TABLE2_ROWS = {
+    "rand": (76.1, 82.7, 89.6, 91.2, 79.8, 83.4),
+    "static": (81.0, 86.8, 93.0, 92.8, 84.7, 89.6),
+    "nonstatic": (81.5, 87.2, 93.4, 93.6, 84.3, 89.5),
+    "multichannel": (81.1, 88.1, 93.2, 92.2, 85.0, 89.4),
+}
+TABLE2 = {setup: dict(zip(DATASETS, row, strict=True)) for setup, row in _TABLE2_ROWS.items()}
+# Table 3's probe words (Kim trained these neighbours on SST-2).
+TABLE3_WORDS = ["good", "bad"]
+
+
+def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per vectors x dataset x setup: our mean and 95% CI over repeats (folds and
+    seeds), Kim's number, and ours minus his, all in accuracy points."""
+    rows = []
+    for _, row in summary.iterrows():
+        if row["dataset"] not in DATASETS or row["setup"] not in TABLE2:
+            continue
+        ours = 100 * row["test_accuracy"]
+        published = TABLE2[row["setup"]][row["dataset"]]
+        rows.append(
+            {
+                "embedding": row["embedding"],
+                "dataset": DATASETS[row["dataset"]],
+                "setup": row["setup"],
+                "repeats": int(row["seeds"]),
+                "ours": ours,
+                "ours_ci95": 100 * np.nan_to_num(row["test_accuracy_ci95"]),
+                "kim": published,
+                "difference": ours - published,
+            }
+        )
+    columns = ["embedding", "dataset", "setup", "repeats", "ours", "ours_ci95", "kim", "difference"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def table2_layout(compared: pd.DataFrame, embedding: str) -> pd.DataFrame:
+    """Kim's Table 2 shape, setups down and datasets across: `ours ± ci (Kim; difference)`."""
+    chosen = compared[compared["embedding"] == embedding]
+    table = {}
+    for setup in SETUPS:
+        cells = {"setup": setup}
+        for dataset in DATASETS.values():
+            match = chosen[(chosen["setup"] == setup) & (chosen["dataset"] == dataset)]
+            if match.empty:
+                cells[dataset] = f"— ({TABLE2[setup][_key(dataset)]})"
+                continue
+            row = match.iloc[0]
+            cells[dataset] = (
+                f"{row['ours']:.1f} ± {row['ours_ci95']:.1f} "
+                f"({row['kim']:.1f}; {row['difference']:+.1f})"
+            )
+        table[setup] = cells
+    return pd.DataFrame(list(table.values()))
+
+
+def _key(label: str) -> str:
+    return next(key for key, shown in DATASETS.items() if shown == label)
+
+
+def ordering_findings(compared: pd.DataFrame) -> list[str]:
+    """Whether rand < static <= nonstatic holds in the mean, per vectors and dataset, and by
+    how much it fails where it does."""
+    lines = []
+    for (embedding, dataset), frame in compared.groupby(["embedding", "dataset"], sort=False):
+        means = frame.set_index("setup")["ours"]
+        if not {"rand", "static", "nonstatic"} <= set(means.index):
+            lines.append(f"{embedding}, {dataset}: ordering not checked (a setup is missing).")
+            continue
+        rand, static, nonstatic = means["rand"], means["static"], means["nonstatic"]
+        broken = []
+        if not rand < static:
+            broken.append(f"static is {rand - static:.1f} points below rand")
+        if not static <= nonstatic:
+            broken.append(f"nonstatic is {static - nonstatic:.1f} points below static")
+        verdict = "holds" if not broken else "does not hold: " + "; ".join(broken)
+        lines.append(
+            f"{embedding}, {dataset}: rand {rand:.1f} < static {static:.1f} <= nonstatic "
+            f"{nonstatic:.1f} {verdict}."
+        )
+    return lines
+
+
+def neighbour_table(
+    runs: pd.DataFrame, runs_dir: Path, dataset: str = "sst2_phrases", k: int = 5
+) -> pd.DataFrame:
+    """Table 3's counterpart: the k nearest neighbours of 'good' and 'bad' in the static vectors
+    and after fine-tuning (nonstatic), from the first repeat of each run on `dataset`."""
+    chosen = runs[(runs["dataset"] == dataset) & runs["setup"].isin(["static", "nonstatic"])]
+    rows = []
+    for (embedding, setup), frame in chosen.groupby(["embedding", "setup"], sort=False):
+        run_dir = Path(runs_dir) / frame.sort_values("seed")["run_dir"].iloc[0]
+        neighbours = _read_neighbours(run_dir / "neighbours.csv")
+        after = neighbours[(neighbours["stage"] == "after") & (neighbours["rank"] <= k)]
+        for word in TABLE3_WORDS:
+            listed = after[after["word"] == word].sort_values("rank")["neighbour"]
+            rows.append(
+                {
+                    "embedding": embedding,
+                    "word": word,
+                    "setup": setup,
+                    "neighbours": ", ".join(listed) if len(listed) else "(not in vocabulary)",
+                }
+            )
+    table = pd.DataFrame(rows, columns=["embedding", "word", "setup", "neighbours"])
+    return table.sort_values(["embedding", "word", "setup"], ascending=[True, True, False])
+
+
+def _read_neighbours(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise EmbcompareError(f"{path}: missing; the run was made with semantic.enabled=false")
+    frame = pd.read_csv(path, keep_default_na=False)  # 'nan' and 'null' are words here
+    # multichannel writes one block per channel; the others have one channel
+    return frame[frame["channel"] == frame["channel"].iloc[-1]]
+
+
+def wall_time(runs: pd.DataFrame) -> pd.DataFrame:
+    """Summed run time per vectors and dataset (every stage of every run), in minutes."""
+    grouped = runs.groupby(["embedding", "dataset"], sort=False)["total_seconds"]
+    table = grouped.agg(runs="count", minutes=lambda s: s.sum() / 60).reset_index()
+    table["dataset"] = table["dataset"].map(lambda d: DATASETS.get(d, d))
+    table["minutes_per_run"] = table["minutes"] / table["runs"]
+    return table

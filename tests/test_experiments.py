@@ -1,0 +1,73 @@
+"""Every experiment in experiments/ runs in a tiny mode; kim2014's report sets our numbers
+beside Kim's."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_cli
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
+TINY = ["train.n=60", "train.epochs=1", "train.min_steps=0"]
+
+
+def paths_for(data_dir, mirror, results) -> list[str]:
+    return [f"paths.data_dir={data_dir}", f"paths.mirror={mirror}", f"paths.results_dir={results}"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_once_in_tiny_mode(tmp_path, data_dir, mirror, name):
+    result = run_cli("run", f"experiment={name}", *TINY, *paths_for(data_dir, mirror, tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics_file,) = (tmp_path / name / "runs").glob("*/metrics.json")
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["n_train"] == 60
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def kim_tiny(tmp_path_factory, data_dir, mirror):
+    results = tmp_path_factory.mktemp("results")
+    paths = paths_for(data_dir, mirror, results)
+    sweep = run_cli(
+        "run",
+        "-m",
+        "experiment=kim2014",
+        "dataset=trec,sst2_phrases",
+        "setup=rand,static,nonstatic",
+        "dataset.split.fold=0,1",
+        "train.n=150",
+        *TINY[1:],
+        *paths,
+    )
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    report = run_cli("report", "experiment=kim2014", *paths)
+    assert report.returncode == 0, report.stderr[-3000:]
+    return results / "kim2014"
+
+
+def test_kim2014_repeats_are_folds_and_seeds(kim_tiny):
+    runs = pd.read_csv(kim_tiny / "runs.csv")
+    assert len(runs) == 12
+    assert sorted(runs["seed"].unique()) == [0, 1]
+    # given splits: the test set stays, only the seed moves
+    test_sizes = runs.groupby("dataset")["n_test"].agg(set).to_dict()
+    assert test_sizes == {"trec": {500}, "sst2_phrases": {1821}}
+
+
+def test_kim2014_report_sets_ours_beside_table2(kim_tiny):
+    compared = pd.read_csv(kim_tiny / "paper_comparison.csv")
+    assert len(compared) == 6
+    assert set(compared["dataset"]) == {"TREC", "SST-2"}
+    assert (compared["repeats"] == 2).all()
+    trec_rand = compared[(compared["dataset"] == "TREC") & (compared["setup"] == "rand")].iloc[0]
+    assert trec_rand["kim"] == 91.2
+    assert trec_rand["difference"] == pytest.approx(trec_rand["ours"] - 91.2)
+    text = (kim_tiny / "report.md").read_text()
+    assert "## Side by side with Kim (2014), Table 2" in text
+    assert "(91.2; " in text and "| multichannel | — (81.1) |" in text
+    assert "Table 3 counterpart" in text and "| good | static |" in text
+    assert "Time per dataset" in text
+    assert Path(kim_tiny / "report.html").read_text().count("<table") >= 4

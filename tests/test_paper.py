@@ -1,0 +1,114 @@
+"""Our numbers beside Kim (2014): the comparison table, the ordering check, Table 3's layout."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from embcompare import paper
+from embcompare.errors import EmbcompareError
+
+
+def summary_of(accuracies: dict[tuple[str, str], float], repeats: int = 10) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "dataset": dataset,
+                "embedding": "glove-6b-50d",
+                "setup": setup,
+                "seeds": repeats,
+                "test_accuracy": accuracy,
+                "test_accuracy_ci95": 0.01,
+            }
+            for (dataset, setup), accuracy in accuracies.items()
+        ]
+    )
+
+
+def test_side_by_side_sets_ours_against_table2_in_points():
+    compared = paper.side_by_side(
+        summary_of({("mr", "rand"): 0.70, ("trec", "static"): 0.9, ("imdb", "rand"): 0.8})
+    )
+    assert compared["dataset"].tolist() == ["MR", "TREC"]  # imdb is not in Kim's table
+    mr = compared.iloc[0]
+    assert (mr["kim"], mr["ours"], mr["ours_ci95"]) == (76.1, pytest.approx(70.0), 1.0)
+    assert mr["difference"] == pytest.approx(-6.1)
+    assert compared.iloc[1]["difference"] == pytest.approx(90.0 - 92.8)
+
+
+def test_table2_layout_fills_missing_cells_with_kims_number_only():
+    compared = paper.side_by_side(summary_of({("subj", "nonstatic"): 0.9}))
+    table = paper.table2_layout(compared, "glove-6b-50d")
+    assert table["setup"].tolist() == paper.SETUPS
+    assert list(table.columns) == ["setup", "MR", "SST-2", "Subj", "TREC", "CR", "MPQA"]
+    assert table.loc[2, "Subj"] == "90.0 ± 1.0 (93.4; -3.4)"
+    assert table.loc[0, "MR"] == "— (76.1)"
+
+
+def test_ordering_findings_say_where_and_by_how_much_it_fails():
+    compared = paper.side_by_side(
+        summary_of(
+            {
+                ("mr", "rand"): 0.70,
+                ("mr", "static"): 0.75,
+                ("mr", "nonstatic"): 0.76,
+                ("cr", "rand"): 0.78,
+                ("cr", "static"): 0.77,
+                ("cr", "nonstatic"): 0.765,
+                ("mpqa", "rand"): 0.8,
+            }
+        )
+    )
+    findings = paper.ordering_findings(compared)
+    assert findings[0].endswith("nonstatic 76.0 holds.")
+    assert "static is 1.0 points below rand; nonstatic is 0.5 points below static" in findings[1]
+    assert "not checked" in findings[2]
+
+
+def write_neighbours(run_dir, channels: dict[str, list[str]]):
+    run_dir.mkdir()
+    rows = [
+        {
+            "channel": channel,
+            "stage": stage,
+            "word": "good",
+            "rank": rank,
+            "neighbour": word,
+            "cosine": 0.9 - rank / 100,
+        }
+        for channel, words in channels.items()
+        for stage in ("before", "after")
+        for rank, word in enumerate(words if stage == "after" else ["x"] * 6, start=1)
+    ]
+    pd.DataFrame(rows).to_csv(run_dir / "neighbours.csv", index=False)
+
+
+def test_neighbour_table_reads_the_fine_tuned_channel_after_training(tmp_path):
+    write_neighbours(tmp_path / "a", {"channel_0": list("abcdef")})
+    write_neighbours(tmp_path / "b", {"channel_0": ["no"] * 6, "channel_1": list("uvwxyz")})
+    runs = pd.DataFrame(
+        {
+            "dataset": ["sst2_phrases"] * 2,
+            "embedding": ["glove-6b-50d"] * 2,
+            "setup": ["static", "nonstatic"],
+            "seed": [0, 0],
+            "run_dir": ["a", "b"],
+        }
+    )
+    table = paper.neighbour_table(runs, tmp_path, k=5)
+    good = table[table["word"] == "good"].set_index("setup")["neighbours"]
+    assert good["static"] == "a, b, c, d, e"
+    assert good["nonstatic"] == "u, v, w, x, y"
+    assert table[table["word"] == "bad"]["neighbours"].eq("(not in vocabulary)").all()
+    (tmp_path / "a" / "neighbours.csv").unlink()
+    with pytest.raises(EmbcompareError, match="neighbours.csv: missing"):
+        paper.neighbour_table(runs, tmp_path)
+
+
+def test_wall_time_sums_minutes_per_dataset():
+    runs = pd.DataFrame(
+        {"embedding": ["g"] * 3, "dataset": ["mr", "mr", "trec"], "total_seconds": [60, 120, 30]}
+    )
+    table = paper.wall_time(runs).set_index("dataset")
+    assert table.loc["MR", "minutes"] == 3.0
+    assert table.loc["MR", "runs"] == 2
+    assert np.isclose(table.loc["TREC", "minutes_per_run"], 0.5)

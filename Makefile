@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXP ?= learning_curve
 SWEEP_ARGS ?=
+DATASET ?=
 
 .PHONY: setup data run sweep report reproduce bench pretrain test clean
 
@@ -27,10 +28,11 @@ run: data
 	$(BIN)/python -m embcompare.aggregate results/adhoc/runs
 
 # The main job: sweep the experiment (EXP=learning_curve by default), then write its report.
+# DATASET=mr narrows the sweep to one dataset: make reproduce EXP=kim2014 DATASET=mr
 reproduce: sweep report
 
 sweep: data
-	$(BIN)/embcompare run -m experiment=$(EXP) $(SWEEP_ARGS)
+	$(BIN)/embcompare run -m experiment=$(EXP) $(if $(DATASET),dataset=$(DATASET)) $(SWEEP_ARGS)
 
 report: setup
 	$(BIN)/embcompare report experiment=$(EXP)

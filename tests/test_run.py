@@ -145,3 +145,22 @@ def test_unknown_config_option_is_refused_by_hydra(tiny_data):
     assert result.returncode != 0
     assert "setup/frozenish" in result.stderr or "frozenish" in result.stderr
     assert finished_runs(tiny_data / "results") == []
+
+
+def test_run_key_follows_what_is_computed_not_where_or_how_it_is_reported():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from embcompare.run import CONF_DIR, run_key
+
+    def key_of(*overrides: str) -> str:
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            cfg = compose("config", ["experiment=kim2014", *overrides])
+        OmegaConf.set_struct(cfg, False)
+        return run_key(_root_=cfg)
+
+    base = key_of()
+    assert base.startswith("mr-nonstatic-nall-s0-")
+    assert key_of("report_paper=null", "paths.results_dir=/elsewhere") == base
+    assert key_of("dataset.split.fold=1") != base  # fold and seed move together
+    assert key_of("dataset.split.fold=1").startswith("mr-nonstatic-nall-s1-")

@@ -27,8 +27,9 @@ log = logging.getLogger("embcompare")
 # conf/ sits at the repository root, beside src/: the package is installed editable.
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
-# Settings that say where files live, not what is computed: they stay out of the run key.
-_NOT_IN_RUN_KEY = ("hydra", "paths")
+# Settings that say where files live or what the report shows, not what a run computes: they
+# stay out of the run key, so changing them never redoes runs.
+_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper")
 
 
 def run_key(*, _root_: DictConfig) -> str:

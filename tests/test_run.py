@@ -164,3 +164,30 @@ def test_run_key_follows_what_is_computed_not_where_or_how_it_is_reported():
     assert key_of("report_paper=null", "paths.results_dir=/elsewhere") == base
     assert key_of("dataset.split.fold=1") != base  # fold and seed move together
     assert key_of("dataset.split.fold=1").startswith("mr-nonstatic-nall-s1-")
+
+
+def test_googlenews_config_runs_on_a_small_file_in_its_binary_format(tmp_path, data_dir, mirror):
+    """Kim's vectors are `embedding=word2vec-googlenews embedding.path=...` away: a 300-d
+    word2vec binary file of a few TREC words stands in for the 3.6 GB original."""
+    from gensim.models import KeyedVectors
+
+    words = ["What", "is", "the", "How", "many", "Who", "city", "name", "of", "a"]
+    vectors = np.random.default_rng(0).normal(size=(len(words), 300)).astype(np.float32)
+    keyed = KeyedVectors(300)
+    keyed.add_vectors(words, vectors)
+    path = tmp_path / "GoogleNews-small.bin"
+    keyed.save_word2vec_format(str(path), binary=True)
+    result = run_cli(
+        "run", "dataset=trec", "setup=static", "embedding=word2vec-googlenews",
+        f"embedding.path={path}", "train.n=60", "train.epochs=1", "train.min_steps=0",
+        "semantic.enabled=false", f"paths.data_dir={data_dir}", f"paths.mirror={mirror}",
+        f"paths.results_dir={tmp_path / 'results'}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics_file,) = (tmp_path / "results" / "adhoc" / "runs").glob("*/metrics.json")
+    metrics = json.loads(metrics_file.read_text())
+    assert (metrics["embedding"], metrics["embedding_dim"]) == ("word2vec-googlenews", 300)
+    assert 0 < metrics["coverage_tokens"] < 1  # TREC keeps case: 'What' is found
+    saved = np.load(metrics_file.parent / "embedding.npz")
+    row = list(saved["words"]).index("What")
+    np.testing.assert_allclose(saved["vectors"][row], vectors[0], rtol=1e-6)  # static: unchanged

@@ -89,16 +89,21 @@ def test_failing_run_leaves_finished_runs_and_is_reported(tmp_path, data_dir, mi
     assert "train.n=99999" in (tmp_path / "smoke" / "report.md").read_text()
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+LAUNCHER_SETTINGS = {
+    "joblib": ["hydra.launcher.n_jobs=2"],
+    "submitit_local": ["hydra.launcher.timeout_min=10"],
+    # our cluster config, pointed at a local Ray instance that the launcher starts
+    "ray_cluster": ["hydra.launcher.ray.init.address=null", "+hydra.launcher.ray.init.num_cpus=2"],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHER_SETTINGS))
 def test_sweep_through_launcher_plugins(tmp_path, data_dir, mirror, launcher):
     paths = [
         f"paths.data_dir={data_dir}",
         f"paths.mirror={mirror}",
         f"paths.results_dir={tmp_path}",
     ]
-    extra = (
-        ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=10"]
-    )
     sweep = run_cli(
         "run",
         "-m",
@@ -107,7 +112,7 @@ def test_sweep_through_launcher_plugins(tmp_path, data_dir, mirror, launcher):
         "train.n=100",
         "seed=1,2",
         f"hydra/launcher={launcher}",
-        *extra,
+        *LAUNCHER_SETTINGS[launcher],
         *paths,
     )
     assert sweep.returncode == 0, sweep.stderr[-3000:]

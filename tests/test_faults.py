@@ -1,6 +1,7 @@
 """Faults: a sweep killed part-way resumes without redoing or losing runs; runs are
 deterministic; an unusable results directory is a clear error."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from conftest import REPO, last_error_line, run_cli
 
@@ -107,3 +109,60 @@ def test_unusable_results_directory_is_a_clear_error(tmp_path, data_dir, mirror)
     assert "cannot write there" in last_error_line(result.stderr)
     assert "not_a_directory" in last_error_line(result.stderr)
     assert blocker.read_text().startswith("a file where")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 32 MiB file system (tmpfs) that the test can fill up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount_point)]
+    subprocess.run(mount, check=True)
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def fill_leaving(disk, free_bytes: int) -> None:
+    """Fill the file system, then give back `free_bytes` of it."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(bytes(2**16))
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    os.truncate(filler, max(0, filler.stat().st_size - free_bytes))
+
+
+def test_disk_full_is_a_clear_error_and_keeps_finished_runs(small_disk, data_dir, mirror):
+    def run_seed(seed: int):
+        return run_cli(
+            "run", "experiment=smoke", "setup=static", "train.n=100", f"seed={seed}",
+            f"paths.data_dir={data_dir}", f"paths.mirror={mirror}",
+            f"paths.results_dir={small_disk}",
+        )  # fmt: skip
+
+    assert run_seed(1).returncode == 0
+    (finished,) = small_disk.glob("smoke/runs/*/metrics.json")
+    before = finished.read_bytes()
+
+    fill_leaving(small_disk, 1_200_000)  # room for Hydra's files and the probe, not the run's
+    result = run_seed(2)
+    assert result.returncode == 2
+    line = last_error_line(result.stderr)
+    assert "No space left on device; free some space and run again" in line
+    assert str(small_disk) in line
+    assert finished.read_bytes() == before
+    assert len(list(small_disk.glob("smoke/runs/*/metrics.json"))) == 1  # nothing half-done
+
+    fill_leaving(small_disk, 0)  # full: stopped before Hydra writes anything
+    result = run_seed(3)
+    assert result.returncode == 2
+    assert "cannot write there (No space left on device)" in last_error_line(result.stderr)
+
+    (small_disk / "filler").unlink()
+    assert run_seed(2).returncode == 0
+    assert len(list(small_disk.glob("smoke/runs/*/metrics.json"))) == 2
+    assert finished.read_bytes() == before

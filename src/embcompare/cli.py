@@ -85,6 +85,7 @@ COMMANDS = {
 
 def _unwritable_results_dir(args: list[str]) -> str | None:
     """Check before Hydra starts, whose own failure here is a stack trace."""
+    import os
     import tempfile
     from pathlib import Path
 
@@ -92,8 +93,10 @@ def _unwritable_results_dir(args: list[str]) -> str | None:
     results_dir = Path(given[-1] if given else "results")
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=results_dir):
-            pass
+        with tempfile.TemporaryFile(dir=results_dir) as probe:
+            probe.write(bytes(2**20))  # a full disk still lets an empty file be made
+            probe.flush()
+            os.fsync(probe.fileno())
     except OSError as error:
         return f"paths.results_dir={results_dir}: cannot write there ({error.strerror})"
     return None

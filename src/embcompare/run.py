@@ -6,6 +6,7 @@ python -m embcompare.run dataset=mr setup=static train.n=500 seed=1
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -48,8 +49,11 @@ if not OmegaConf.has_resolver("run_key"):
 def write_json_atomic(path: Path, payload: dict) -> None:
     """Write to a temporary name, then rename: a reader never sees half a file."""
     staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    staging.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(staging, path)
+    try:
+        staging.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 class Stopwatch:
@@ -188,6 +192,21 @@ def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
     return sorted(w for w in words if source.row_of(w) is not None)
 
 
+def _io_problem(error: OSError, output_dir: Path) -> str:
+    """One line for a failed read or write: the file when the OS names it, else the run."""
+    where = error.filename or output_dir
+    hint = "; free some space and run again (finished runs are kept and skipped)"
+    return f"{where}: {error.strerror or error}" + (hint if error.errno == errno.ENOSPC else "")
+
+
+def _record_failure(output_dir: Path, message: str) -> None:
+    """error.txt for the report's list of failed runs, unless even that cannot be written."""
+    try:
+        (output_dir / "error.txt").write_text(f"{message}\n")
+    except OSError:
+        log.warning("could not write %s", output_dir / "error.txt")
+
+
 def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -201,11 +220,14 @@ def main(cfg: DictConfig) -> dict | None:
         return json.loads(finished.read_text())
     try:
         metrics = execute(cfg, output_dir)
-    except EmbcompareError as error:
-        (output_dir / "error.txt").write_text(f"{error}\n")
+    except (EmbcompareError, OSError) as error:
+        message = (
+            str(error) if isinstance(error, EmbcompareError) else _io_problem(error, output_dir)
+        )
+        _record_failure(output_dir, message)
         if _is_multirun():
-            raise
-        print(f"embcompare: error: {error}", file=sys.stderr)
+            raise EmbcompareError(message) from None
+        print(f"embcompare: error: {message}", file=sys.stderr)
         sys.exit(2)
     log.info(
         "%s %s n=%s seed=%s: test accuracy %.4f, macro-F1 %.4f (%d epochs, %.1fs)",

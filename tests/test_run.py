@@ -122,16 +122,33 @@ BAD_INPUTS = {
         ["dataset.files.all.path=empty.txt", "dataset.files.all.sha256={empty_sha}"],
         r"no all examples in .*empty.txt",
     ),
+    "not_utf8": (
+        ["dataset.files.all.path=latin.txt", "dataset.files.all.sha256={latin_sha}"],
+        r"latin.txt: line 2: bytes are not valid utf-8 .*; fix dataset.encoding",
+    ),
+    "label_outside_set": (
+        ["dataset.files.all.path=labels.txt", "dataset.files.all.sha256={labels_sha}"],
+        r"labels.txt: line 3: label '7' is not one of the 2 declared in dataset.labels",
+    ),
 }
+
+
+def write_bad_inputs(data: Path) -> dict:
+    """The broken files of BAD_INPUTS, and their sha256, by the names its overrides use."""
+    (data / "empty.txt").write_text("")
+    (data / "latin.txt").write_bytes(b"0 a fine film\n1 caf\xe9 society\n")
+    (data / "labels.txt").write_text("0 a fine film\n1 a good one\n7 not a label\n")
+    return {
+        "vectors": write_vectors(data / "vectors.txt", ["2 2", "good 0.1 0.2", "bad 0.1 x"]),
+        "short": write_vectors(data / "short.txt", ["good 0.1 0.2", "bad 0.3 0.4"]),
+        **{f"{name}_sha": sha256_of(data / f"{name}.txt") for name in ("empty", "latin", "labels")},
+    }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_gives_one_line_error_and_no_metrics(tiny_data, case):
     overrides, pattern = BAD_INPUTS[case]
-    vectors = write_vectors(tiny_data / "vectors.txt", ["2 2", "good 0.1 0.2", "bad 0.1 x"])
-    short = write_vectors(tiny_data / "short.txt", ["good 0.1 0.2", "bad 0.3 0.4"])
-    (tiny_data / "empty.txt").write_text("")
-    values = {"vectors": vectors, "short": short, "empty_sha": sha256_of(tiny_data / "empty.txt")}
+    values = write_bad_inputs(tiny_data)
     result = run_cli("run", *tiny_overrides(tiny_data, *(o.format(**values) for o in overrides)))
     assert result.returncode == 2, result.stderr[-3000:]
     import re

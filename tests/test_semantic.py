@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from embcompare import run, semantic
+from embcompare import benchmarks, run, semantic, similarity
 from embcompare.embeddings import PretrainedVectors, load_pretrained
 from embcompare.errors import EmbcompareError
 from embcompare.fetch import sha256_of
@@ -45,8 +45,8 @@ def glove_kv(glove):
     return glove.to_keyedvectors()
 
 
-def space(words, vectors, lowercase=True, name="s") -> semantic.Space:
-    return semantic.Space(name, list(words), np.asarray(vectors, dtype=np.float32), lowercase)
+def space(words, vectors, lowercase=True, name="s") -> similarity.Space:
+    return similarity.Space(name, list(words), np.asarray(vectors, dtype=np.float32), lowercase)
 
 
 def write_pairs(path: Path, rows) -> Path:
@@ -60,10 +60,10 @@ def write_pairs(path: Path, rows) -> Path:
 @pytest.mark.parametrize("restrict", [None, 300_000])
 def test_similarity_equals_gensim_on_every_real_benchmark(bench_cfg, glove, glove_kv, restrict):
     """Full vocabulary is our policy; gensim's default restrict_vocab=300000 is matched too."""
-    pairs_by_name, _ = semantic.load_benchmarks(bench_cfg)
-    vectors = semantic.Space("glove", glove.words, glove.vectors).head(restrict)
+    pairs_by_name, _ = benchmarks.load_benchmarks(bench_cfg)
+    vectors = similarity.Space("glove", glove.words, glove.vectors).head(restrict)
     for name, pairs in pairs_by_name.items():
-        ours = semantic.score_similarity(vectors, pairs)
+        ours = similarity.score_similarity(vectors, pairs)
         _, gensim_rho, oov_percent = glove_kv.evaluate_word_pairs(
             str(pairs.path), restrict_vocab=restrict or len(glove_kv)
         )
@@ -72,14 +72,14 @@ def test_similarity_equals_gensim_on_every_real_benchmark(bench_cfg, glove, glov
         if restrict is None and name in GLOVE_EXPECTED:
             assert round(ours.spearman, 4) == GLOVE_EXPECTED[name]
     if restrict is None:
-        rw = semantic.score_similarity(vectors, pairs_by_name["rw"])
+        rw = similarity.score_similarity(vectors, pairs_by_name["rw"])
         assert (rw.scored, rw.total, round(100 * (1 - rw.coverage), 1)) == (1782, 2034, 12.4)
 
 
 def test_analogies_equal_gensim_on_the_first_5000_glove_words(bench_cfg, glove, glove_kv):
-    _, analogies = semantic.load_benchmarks(bench_cfg)
-    ours = semantic.score_analogies(
-        semantic.Space("glove", glove.words, glove.vectors), analogies, 5000
+    _, analogies = benchmarks.load_benchmarks(bench_cfg)
+    ours = similarity.score_analogies(
+        similarity.Space("glove", glove.words, glove.vectors), analogies, 5000
     )
     accuracy, sections = glove_kv.evaluate_word_analogies(str(analogies.path), restrict_vocab=5000)
     total = sections[-1]
@@ -95,20 +95,22 @@ def test_analogies_equal_gensim_on_the_first_5000_glove_words(bench_cfg, glove, 
 
 def test_oov_pairs_are_skipped_counted_and_case_folded(tmp_path):
     vectors = space(["Cat", "dog", "car", "cat"], [[1, 0], [1, 1], [0, 1], [-1, 0]])
-    pairs = semantic.read_word_pairs(
+    pairs = benchmarks.read_word_pairs(
         write_pairs(
             tmp_path / "p.txt",
             [("CAT", "dog", 9), ("cat", "car", 1), ("dog", "car", 5), ("cat", "zebra", 3)],
         ),
         "p",
     )
-    folded = semantic.score_similarity(vectors, pairs)
+    folded = similarity.score_similarity(vectors, pairs)
     assert (folded.scored, folded.total, folded.coverage) == (3, 4, 0.75)
     assert folded.as_dict()["oov_pairs"] == 1
     # 'cat' and 'CAT' find the first case variant, 'Cat' = [1, 0]: cosines 0.707, 0, 0.707
-    first, second, known = semantic.pair_rows(vectors, pairs)
+    first, second, known = similarity.pair_rows(vectors, pairs)
     assert first.tolist()[:2] == [0, 0] and known.tolist() == [True, True, True, False]
-    exact = semantic.score_similarity(space(vectors.words, vectors.vectors, lowercase=False), pairs)
+    exact = similarity.score_similarity(
+        space(vectors.words, vectors.vectors, lowercase=False), pairs
+    )
     assert (exact.scored, exact.spearman) == (2, None)  # 'CAT' is unknown; 2 pairs: no rho
 
 
@@ -116,8 +118,8 @@ def test_spearman_is_rank_correlation_of_cosines(tmp_path):
     angles = np.deg2rad([0, 10, 30, 60, 100])
     vectors = space("abcde", np.c_[np.cos(angles), np.sin(angles)])
     rows = [("a", "b", 4), ("a", "c", 3), ("a", "d", 2), ("a", "e", 1), ("b", "a", 0)]
-    score = semantic.score_similarity(
-        vectors, semantic.read_word_pairs(write_pairs(tmp_path / "p.txt", rows), "p")
+    score = similarity.score_similarity(
+        vectors, benchmarks.read_word_pairs(write_pairs(tmp_path / "p.txt", rows), "p")
     )
     # ranks of cosine: b-a and a-b tie at the top; gold ranks them first and last
     assert score.spearman == pytest.approx(
@@ -137,26 +139,26 @@ def test_common_subset_scores_each_space_on_the_pairs_all_cover(tmp_path):
     rows = [
         (f"w{i}", f"w{j}", float(rng.uniform(0, 10))) for i in range(8) for j in range(i + 1, 8)
     ]
-    pairs = semantic.read_word_pairs(write_pairs(tmp_path / "p.txt", rows), "p")
+    pairs = benchmarks.read_word_pairs(write_pairs(tmp_path / "p.txt", rows), "p")
     shared = [k for k, (a, b, _) in enumerate(rows) if {a, b}.isdisjoint({"w0", "w7"})]
 
-    common = semantic.common_subset_scores(spaces, pairs)
+    common = similarity.common_subset_scores(spaces, pairs)
 
-    subset = semantic.read_word_pairs(
+    subset = benchmarks.read_word_pairs(
         write_pairs(tmp_path / "s.txt", [rows[k] for k in shared]), "s"
     )
     for name, vectors in spaces.items():
         assert common[name].scored == len(shared) == 15 and common[name].total == 28
-        alone = semantic.score_similarity(vectors, subset)
+        alone = similarity.score_similarity(vectors, subset)
         assert common[name].spearman == pytest.approx(alone.spearman, abs=1e-12)
-    assert semantic.score_similarity(spaces["all"], pairs).scored == 28
-    assert semantic.score_similarity(spaces["no_w7"], pairs).scored == 21
+    assert similarity.score_similarity(spaces["all"], pairs).scored == 28
+    assert similarity.score_similarity(spaces["no_w7"], pairs).scored == 21
 
 
 # --- analogies ----------------------------------------------------------------------------
 
 
-def analogy_space() -> semantic.Space:
+def analogy_space() -> similarity.Space:
     """man/woman/king/queen on exact offsets (gender g, royalty r), plus distractors."""
     man, g, r = np.array([1.0, 0, 0, 0]), np.array([0, 1.0, 0, 0]), np.array([0, 0, 1.0, 0])
     rows = {
@@ -183,15 +185,15 @@ def test_analogies_3cosadd_on_a_constructed_set(tmp_path):
         ": gram-plural\n"
         "man man king king\n"  # inputs are excluded, so 'king' cannot be the answer: wrong
     )
-    result = semantic.score_analogies(
-        analogy_space(), semantic.read_analogies(path), None
+    result = similarity.score_analogies(
+        analogy_space(), benchmarks.read_analogies(path), None
     ).as_dict()
     assert (result["correct"], result["answered"], result["total"]) == (3, 5, 6)
     assert result["accuracy"] == pytest.approx(3 / 5) and result["coverage"] == pytest.approx(5 / 6)
     assert result["sections"]["family"] == {"correct": 3, "answered": 4, "total": 5}
     assert result["semantic_accuracy"] == pytest.approx(3 / 4) and result["syntactic_accuracy"] == 0
 
-    first_four = semantic.score_analogies(analogy_space(), semantic.read_analogies(path), 4)
+    first_four = similarity.score_analogies(analogy_space(), benchmarks.read_analogies(path), 4)
     assert first_four.as_dict()["answered"] == 3  # boy, girl and apple are beyond the first 4
 
 
@@ -201,7 +203,7 @@ def test_analogies_3cosadd_on_a_constructed_set(tmp_path):
 def test_neighbours_are_ranked_by_cosine_without_the_word_itself():
     angles = np.deg2rad([0, 5, 20, 80, 180])
     vectors = space(["good", "fine", "Good", "meh", "bad"], np.c_[np.cos(angles), np.sin(angles)])
-    found = semantic.nearest_neighbours(vectors, ["good", "meh", "unknown"], 3)
+    found = similarity.nearest_neighbours(vectors, ["good", "meh", "unknown"], 3)
     assert set(found) == {"good", "meh"}
     # 'Good' is a case variant of 'good': left out like the word itself
     assert [w for w, _ in found["good"]] == ["fine", "meh", "bad"]
@@ -228,12 +230,12 @@ def test_drift_separates_seen_and_unseen_words_and_overlap_is_jaccard():
     assert report["unseen_cosine"] == pytest.approx(1.0, abs=1e-6)
     assert (report["seen_words"], report["unseen_words"], report["frequent_words"]) == (6, 6, 5)
     assert set(report["probe_jaccard_by_word"]) == {"w0", "w9"}
-    same = semantic.neighbourhood_overlap(space(words, before), space(words, before), [0, 1], 3)
+    same = similarity.neighbourhood_overlap(space(words, before), space(words, before), [0, 1], 3)
     assert same.tolist() == [1.0, 1.0]
     # one of three neighbours shared: |{a}| / |{a, b, c, d, e}| = 1/5
     line = space("xabcde", [[1, 0], [1, 0.1], [1, 0.2], [1, 0.3], [1, -0.4], [1, -0.5]])
     moved = space("xabcde", [[1, 0], [1, 0.1], [1, 5], [1, 6], [1, -0.2], [1, -0.3]])
-    assert semantic.neighbourhood_overlap(line, moved, [0], 3).tolist() == [pytest.approx(0.2)]
+    assert similarity.neighbourhood_overlap(line, moved, [0], 3).tolist() == [pytest.approx(0.2)]
 
 
 # --- polarity probe -----------------------------------------------------------------------
@@ -242,7 +244,7 @@ def test_drift_separates_seen_and_unseen_words_and_overlap_is_jaccard():
 def test_polar_words_keep_frequent_clearly_associated_words():
     positive = [["great", "film", "the"]] * 6
     negative = [["awful", "film", "the"]] * 6 + [["great", "rare"]]
-    words, labels = semantic.polar_words(positive + negative, [1] * 6 + [0] * 7, 5, 1.0, 1.0)
+    words, labels = similarity.polar_words(positive + negative, [1] * 6 + [0] * 7, 5, 1.0, 1.0)
     assert dict(zip(words, labels.tolist(), strict=True)) == {"awful": 0, "great": 1}
 
 
@@ -250,9 +252,9 @@ def test_probe_accuracy_is_cross_validated_and_none_without_two_classes():
     rng = np.random.default_rng(0)
     labels = np.array([0, 1] * 20)
     separable = np.c_[labels * 4.0 + rng.normal(0, 0.1, 40), rng.normal(size=(40, 3))]
-    assert semantic.probe_accuracy(separable, labels, 5, seed=0) == 1.0
-    assert semantic.probe_accuracy(separable, np.zeros(40, int), 5, seed=0) is None
-    assert semantic.probe_accuracy(separable[:3], np.array([0, 1, 1]), 5, seed=0) is None
+    assert similarity.probe_accuracy(separable, labels, 5, seed=0) == 1.0
+    assert similarity.probe_accuracy(separable, np.zeros(40, int), 5, seed=0) is None
+    assert similarity.probe_accuracy(separable[:3], np.array([0, 1, 1]), 5, seed=0) is None
 
 
 # --- inside a run -------------------------------------------------------------------------
@@ -329,7 +331,7 @@ def test_malformed_pair_rows_name_file_and_line(tmp_path, line, message):
     path = tmp_path / "EN-WS-353-ALL.txt"
     path.write_text("".join(good) + line + "\r\n", newline="")
     with pytest.raises(EmbcompareError) as caught:
-        semantic.read_word_pairs(path, "ws353")
+        benchmarks.read_word_pairs(path, "ws353")
     assert f"EN-WS-353-ALL.txt: {message}" in str(caught.value)
 
 
@@ -337,7 +339,7 @@ def test_malformed_analogy_rows_name_file_and_line(tmp_path):
     path = tmp_path / "questions-words.txt"
     path.write_text(": capitals\nAthens Greece Baghdad Iraq\nAthens Greece Bangkok\n")
     with pytest.raises(EmbcompareError, match=r"questions-words.txt: line 3: expected 4 words"):
-        semantic.read_analogies(path)
+        benchmarks.read_analogies(path)
 
 
 def test_vectors_format_is_told_by_extension_and_header(tmp_path):

@@ -528,19 +528,19 @@ def gensim_sentences(documents: Sequence[Sequence[str]]) -> list[Sequence[str]]:
 
 def similarity_scores(cfg: DictConfig, words: Sequence[str], vectors: np.ndarray) -> dict:
     """Spearman of cosine against human scores per benchmark; OOV pairs are skipped."""
-    from embcompare import semantic
+    from embcompare import benchmarks, similarity
     from embcompare.fetch import data_dir_from, ensure_file
 
     data_dir = data_dir_from(cfg.paths.data_dir)
-    space = semantic.Space("pretrained", words, vectors, bool(cfg.similarity.lowercase))
+    space = similarity.Space("pretrained", words, vectors, bool(cfg.similarity.lowercase))
     scores = {}
     for name in cfg.benchmarks:
         if name not in cfg.similarity.benchmarks:
             known = sorted(cfg.similarity.benchmarks)
             raise EmbcompareError(f"benchmarks: {name!r} is not in similarity.benchmarks {known}")
         path = ensure_file(cfg.similarity.benchmarks[name], data_dir, cfg.paths.mirror)
-        pairs = semantic.read_word_pairs(path, name)
-        scores[name] = semantic.score_similarity(space, pairs).as_dict()
+        pairs = benchmarks.read_word_pairs(path, name)
+        scores[name] = similarity.score_similarity(space, pairs).as_dict()
     return scores
 
 

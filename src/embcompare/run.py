@@ -186,9 +186,9 @@ def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
     if cfg.vocab.add_eval_words:
         words.update(t for tokens in eval_tokens for t in tokens)
     if cfg.vocab.get("add_benchmark_words", False):
-        from embcompare import semantic
+        from embcompare import benchmarks
 
-        words.update(semantic.benchmark_words(cfg))
+        words.update(benchmarks.benchmark_words(cfg))
     return sorted(w for w in words if source.row_of(w) is not None)
 
 

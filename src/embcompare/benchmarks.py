@@ -1,0 +1,120 @@
+"""The word-similarity and analogy benchmark files (conf/similarity): their readers, and
+fetching them for a config.
+
+Word pairs
+    word1<TAB>word2<TAB>score per line, blank lines and '#' comments skipped; a malformed line
+    is an error naming the file and line.
+Analogies
+    questions-words.txt: ': section' header lines, then 'a b c d' questions (a : b :: c : d).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from embcompare.data import numbered_lines
+from embcompare.errors import EmbcompareError
+
+
+@dataclass(frozen=True)
+class WordPairs:
+    name: str
+    path: Path
+    first: tuple[str, ...]
+    second: tuple[str, ...]
+    gold: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.gold)
+
+
+@dataclass(frozen=True)
+class Analogies:
+    path: Path
+    sections: tuple[str, ...]  # the section of each question
+    questions: tuple[tuple[str, str, str, str], ...]  # a : b :: c : d
+
+
+def read_word_pairs(path: Path, name: str) -> WordPairs:
+    """word1<TAB>word2<TAB>score per line; blank lines and '#' comments are skipped."""
+    first, second, gold = [], [], []
+    for number, line in numbered_lines(path, "utf-8", encoding_key=None):
+        if not line.strip() or line.startswith("#"):
+            continue
+        a, b, score = _pair_fields(line, path, number)
+        first.append(a)
+        second.append(b)
+        gold.append(score)
+    if not gold:
+        raise EmbcompareError(f"{path}: no word pairs in the file")
+    return WordPairs(name, path, tuple(first), tuple(second), np.array(gold))
+
+
+def _pair_fields(line: str, path: Path, number: int) -> tuple[str, str, float]:
+    fields = [field.strip() for field in line.split("\t")]
+    if len(fields) != 3 or not fields[0] or not fields[1]:
+        raise EmbcompareError(
+            f"{path}: line {number}: expected word1<TAB>word2<TAB>score, found {line!r}"
+        )
+    try:
+        score = float(fields[2])
+    except ValueError:
+        raise EmbcompareError(
+            f"{path}: line {number}: score {fields[2]!r} is not a number"
+        ) from None
+    if not math.isfinite(score):
+        raise EmbcompareError(f"{path}: line {number}: score {fields[2]!r} is not finite")
+    return fields[0], fields[1], score
+
+
+def read_analogies(path: Path) -> Analogies:
+    """': section' header lines, then 'a b c d' questions separated by spaces."""
+    sections, questions, section = [], [], None
+    for number, line in numbered_lines(path, "utf-8", encoding_key=None):
+        if line.startswith(":"):
+            section = line[1:].strip()
+            continue
+        words = line.split()
+        if not words:
+            continue
+        if section is None:
+            raise EmbcompareError(f"{path}: line {number}: question before any ': section' line")
+        if len(words) != 4:
+            raise EmbcompareError(
+                f"{path}: line {number}: expected 4 words 'a b c d', found {len(words)}"
+            )
+        sections.append(section)
+        questions.append(tuple(words))
+    return Analogies(path, tuple(sections), tuple(questions))
+
+
+def benchmark_files(cfg: DictConfig) -> tuple[dict[str, Path], Path]:
+    """The similarity files and the analogy file of cfg.similarity, fetched when missing."""
+    from embcompare.fetch import data_dir_from, ensure_file
+
+    data_dir, mirror = data_dir_from(cfg.paths.data_dir), cfg.paths.mirror
+    pairs = {
+        name: ensure_file(entry, data_dir, mirror)
+        for name, entry in cfg.similarity.benchmarks.items()
+    }
+    return pairs, ensure_file(cfg.similarity.analogies, data_dir, mirror)
+
+
+def load_benchmarks(cfg: DictConfig) -> tuple[dict[str, WordPairs], Analogies]:
+    pair_files, analogy_file = benchmark_files(cfg)
+    pairs = {name: read_word_pairs(path, name) for name, path in pair_files.items()}
+    return pairs, read_analogies(analogy_file)
+
+
+def benchmark_words(cfg: DictConfig) -> set[str]:
+    """Every word of the similarity and analogy benchmarks (lowercased under that policy)."""
+    benchmarks, analogies = load_benchmarks(cfg)
+    words = {w for question in analogies.questions for w in question}
+    for pairs in benchmarks.values():
+        words.update(pairs.first, pairs.second)
+    return {w.lower() for w in words} if cfg.similarity.lowercase else words

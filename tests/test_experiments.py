@@ -70,4 +70,7 @@ def test_kim2014_report_sets_ours_beside_table2(kim_tiny):
     assert "(91.2; " in text and "| multichannel | — (81.1) |" in text
     assert "Table 3 counterpart" in text and "| good | static |" in text
     assert "Time per dataset" in text
+    assert "![glove-6b-50d: ours vs Kim (2014)](figures/paper_glove-6b-50d.png)" in text
+    assert (kim_tiny / "figures" / "paper_glove-6b-50d.png").read_bytes()[:4] == b"\x89PNG"
+    assert "accuracy_vs_n" not in text  # one n: no curves over n
     assert Path(kim_tiny / "report.html").read_text().count("<table") >= 4

@@ -158,3 +158,31 @@ def sentence_pca(samples: dict[str, dict], out_dir: Path, stem: str, title: str)
     axes[0][0].legend(fontsize=8)
     figure.suptitle(title, fontsize=10)
     return _save(figure, out_dir, stem)
+
+
+def paper_bars(compared: pd.DataFrame, out_dir: Path, paper: str) -> list[Path]:
+    """Per vectors: our accuracy per dataset and setup (bars, 95% CI) and the paper's (ticks)."""
+    paths = []
+    for embedding, frame in compared.groupby("embedding", sort=False):
+        datasets = list(dict.fromkeys(frame["dataset"]))
+        setups = [s for s in SETUP_COLOURS if s in set(frame["setup"])]
+        width = 0.8 / len(setups)
+        figure, axis = plt.subplots(figsize=(1.6 * len(datasets) + 2, 4))
+        for offset, setup in enumerate(setups):
+            rows = frame[frame["setup"] == setup].set_index("dataset").reindex(datasets)
+            x = np.arange(len(datasets)) + (offset - (len(setups) - 1) / 2) * width
+            colour = SETUP_COLOURS[setup]
+            axis.bar(x, rows["ours"], width, yerr=rows["ours_ci95"], color=colour, alpha=0.7,
+                     label=setup, capsize=2)  # fmt: skip
+            axis.scatter(x, rows["kim"], marker="_", s=200, color="black", zorder=3)
+        axis.scatter([], [], marker="_", s=200, color="black", label=paper)
+        axis.set_xticks(np.arange(len(datasets)), datasets)
+        low = np.nanmin(frame[["ours", "kim"]].to_numpy()) - 10
+        axis.set_ylim(max(0, low), 108)  # headroom for the legend above the bars
+        axis.set_yticks([t for t in axis.get_yticks() if t <= 100])
+        axis.set_ylabel("test accuracy (%)")
+        axis.set_title(f"{embedding} (bars, 95% CI) vs {paper} (ticks)", fontsize=10)
+        axis.grid(axis="y", alpha=0.3)
+        axis.legend(fontsize=8, ncol=len(setups) + 1, loc="upper center")
+        paths.append(_save(figure, out_dir, f"paper_{embedding}"))
+    return paths

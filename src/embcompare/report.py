@@ -214,11 +214,13 @@ def _findings(report: Report, summary: pd.DataFrame, differences: pd.DataFrame) 
     ):
         frame = frame.sort_values("n_train")
         low, high = frame.iloc[0], frame.iloc[-1]
-        lines.append(
+        line = (
             f"{dataset} ({model}): {comparison} = {_points(low)} at n={low['n']} "
-            f"(paired t-test p={_p(low['t_test_p'])}); {_points(high)} at n={high['n']} "
-            f"(p={_p(high['t_test_p'])})."
+            f"(paired t-test p={_p(low['t_test_p'])})"
         )
+        if len(frame) > 1:
+            line += f"; {_points(high)} at n={high['n']} (p={_p(high['t_test_p'])})"
+        lines.append(line + ".")
     for metric, label in SIMILARITY.items():
         if metric not in summary:
             continue
@@ -242,11 +244,12 @@ def _p(value: float) -> str:
 def _accuracy_section(report, summary, differences, out_dir: Path) -> None:
     report.heading("Task accuracy")
     figures = out_dir / "figures"
-    for png in plot.accuracy_vs_n(summary, figures):
+    curves = summary["n"].nunique() > 1  # a sweep without sizes has no curves to draw
+    for png in plot.accuracy_vs_n(summary, figures) if curves else []:
         report.figure(
             png, "Test accuracy vs training-set size, mean and 95% CI over seeds", out_dir
         )
-    for png in plot.gap_vs_n(differences, figures):
+    for png in plot.gap_vs_n(differences, figures) if curves else []:
         report.figure(png, "Accuracy difference to rand, paired by seed", out_dir)
     columns = [
         "dataset",
@@ -278,9 +281,10 @@ def _semantic_section(report, summary, runs, out_dir: Path) -> None:
     figures = out_dir / "figures"
     # the pretrained source scored on the same pairs as the learned matrix
     references = {m: float(runs[f"{m}_source"].mean()) for m in SIMILARITY if f"{m}_source" in runs}
-    for png in plot.semantic_vs_n(summary, figures, SIMILARITY, references):
+    curves = summary["n"].nunique() > 1
+    for png in plot.semantic_vs_n(summary, figures, SIMILARITY, references) if curves else []:
         report.figure(png, "Word-similarity Spearman of the learned matrix vs n", out_dir)
-    for png in plot.drift_vs_n(summary, figures, DRIFT):
+    for png in plot.drift_vs_n(summary, figures, DRIFT) if curves else []:
         report.figure(png, "Mean cosine between pretrained and fine-tuned vectors", out_dir)
     columns = ["dataset", "model", "setup", "n"] + present
     report.table(summary[columns])
@@ -338,9 +342,11 @@ def _paper_section(report, paper: str, runs, summary, runs_dir: Path, out_dir: P
         f"TREC), then ({published.PAPER}; ours minus his). His numbers used the "
         f"{published.PAPER_VECTORS} vectors; ours used the vectors named above each table."
     )
+    figures = iter(plot.paper_bars(compared, out_dir / "figures", published.PAPER))
     for embedding in compared["embedding"].unique():
         report.heading(f"Vectors: {embedding}", 3)
         report.table(published.table2_layout(compared, embedding))
+        report.figure(next(figures), f"{embedding}: ours vs {published.PAPER}", out_dir)
     report.heading("Does rand < static <= nonstatic hold?", 3)
     report.bullets(published.ordering_findings(compared))
     neighbours = published.neighbour_table(runs, runs_dir)

@@ -75,9 +75,9 @@ def table2_layout(compared: pd.DataFrame, embedding: str) -> pd.DataFrame:
                 cells[dataset] = f"— ({TABLE2[setup][_key(dataset)]})"
                 continue
             row = match.iloc[0]
+            spread = f" ± {row['ours_ci95']:.1f}" if row["repeats"] > 1 else " (1 run)"
             cells[dataset] = (
-                f"{row['ours']:.1f} ± {row['ours_ci95']:.1f} "
-                f"({row['kim']:.1f}; {row['difference']:+.1f})"
+                f"{row['ours']:.1f}{spread} ({row['kim']:.1f}; {row['difference']:+.1f})"
             )
         table[setup] = cells
     return pd.DataFrame(list(table.values()))

@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from embcompare.data import READERS, DatasetSpec, load_splits, nested_order, read_split, subsample
+from embcompare import data
+from embcompare.data import (
+    READERS,
+    DatasetSpec,
+    load_splits,
+    load_tokenized,
+    nested_order,
+    read_split,
+    subsample,
+)
 from embcompare.errors import EmbcompareError
+from embcompare.text import tokenize
 
 from conftest import CONF, load_conf
 
@@ -146,3 +156,45 @@ def test_empty_dataset_is_an_error(tmp_path):
     cfg.files.all.sha256 = sha256_of(tmp_path / "empty.txt")
     with pytest.raises(EmbcompareError, match="no all examples in .*empty.txt"):
         load_splits(cfg, tmp_path, None)
+
+
+def test_load_tokenized_matches_reading_then_tokenizing(data_dir, mirror, tmp_path):
+    cfg = OmegaConf.merge(load_conf("dataset", "mr"), {"split": {"fold": 3}})
+    plain = load_splits(cfg, data_dir, str(mirror))
+    cached = load_tokenized(cfg, data_dir, str(mirror), tmp_path)
+    for ours, theirs in zip(
+        (cached.train, cached.dev, cached.test), (plain.train, plain.dev, plain.test), strict=True
+    ):
+        assert ours.texts == theirs.texts
+        np.testing.assert_array_equal(ours.labels, theirs.labels)
+        assert ours.tokens == [tokenize(t)[: cfg.max_length] for t in theirs.texts]
+    subset = subsample(cached.train, 40, seed=1)
+    assert subset.tokens == [tokenize(t) for t in subset.texts]
+
+
+def test_tokenized_dataset_is_served_from_disk_in_a_new_process(
+    data_dir, mirror, tmp_path, monkeypatch
+):
+    cfg = load_conf("dataset", "trec")
+    first = load_tokenized(cfg, data_dir, str(mirror), tmp_path)
+    assert list((tmp_path / "tokenized").rglob("output.pkl"))
+    data._tokenized_files.cache_clear()  # what a new process starts with
+
+    def no_reading(*args):
+        raise AssertionError("read the files again instead of the cache")
+
+    monkeypatch.setattr(data, "read_split", no_reading)
+    again = load_tokenized(cfg, data_dir, str(mirror), tmp_path)
+    assert again.train.tokens == first.train.tokens
+    hits = data._tokenized_files.cache_info().hits
+    load_tokenized(cfg, data_dir, str(mirror), tmp_path)
+    assert data._tokenized_files.cache_info().hits == hits + 1
+
+
+def test_tokenized_cache_key_follows_the_tokenizing_settings(data_dir, mirror, tmp_path):
+    cfg = load_conf("dataset", "trec")
+    kept_case = load_tokenized(cfg, data_dir, str(mirror), tmp_path).train.tokens[0]
+    lowered = OmegaConf.merge(cfg, {"lowercase": True, "max_length": 3})
+    tokens = load_tokenized(lowered, data_dir, str(mirror), tmp_path).train.tokens[0]
+    assert kept_case[0] != kept_case[0].lower()  # TREC keeps case: "How did serfdom ..."
+    assert tokens == [t.lower() for t in kept_case[:3]]

@@ -1,5 +1,6 @@
 """Pretrained sources (package, gensim formats, cache) and the run's embedding matrix."""
 
+import os
 import time
 
 import numpy as np
@@ -10,6 +11,7 @@ from embcompare.embeddings import (
     PretrainedVectors,
     build_matrix,
     coverage,
+    forget_loaded,
     load_pretrained,
     uniform_scale,
 )
@@ -56,6 +58,8 @@ def test_gensim_formats_parse_and_cache(tmp_path, small_source, file_format):
     assert first.words == WORDS
     np.testing.assert_allclose(first.vectors, small_source.vectors, atol=1e-6)
     assert len(list((tmp_path / "cache" / "vectors").iterdir())) == 1
+    assert load_pretrained(cfg, tmp_path / "cache") is first  # memoised in the process
+    forget_loaded()
     second = load_pretrained(cfg, tmp_path / "cache")
     assert isinstance(second.vectors, np.memmap)  # read back from the cache, not re-parsed
 
@@ -98,6 +102,7 @@ def test_cached_glove_text_loads_fast(tmp_path):
     write_text_vectors(path, source.words[:20000], np.asarray(source.vectors[:20000]), header=False)
     cfg = {"name": "glove20k", "format": "glove_text", "path": str(path), "dim": 50}
     load_pretrained(cfg, tmp_path / "cache")
+    forget_loaded()
     started = time.perf_counter()
     again = load_pretrained(cfg, tmp_path / "cache")
     assert len(again.words) == 20000 and time.perf_counter() - started < 2.0
@@ -129,3 +134,14 @@ def test_coverage_counts_types_and_tokens(small_source):
     result = coverage([["good", "good", "good", "zzz"], ["film"]], small_source)
     assert result.types == pytest.approx(2 / 3)
     assert result.tokens == pytest.approx(4 / 5)
+
+
+def test_a_vectors_file_rewritten_in_place_is_loaded_again(tmp_path, small_source):
+    path = tmp_path / "vectors.txt"
+    write_text_vectors(path, WORDS, small_source.vectors, header=False)
+    cfg = {"name": "toy", "format": "glove_text", "path": str(path), "dim": 4}
+    before = load_pretrained(cfg, tmp_path / "cache")
+    write_text_vectors(path, WORDS, 2 * small_source.vectors, header=False)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    after = load_pretrained(cfg, tmp_path / "cache")
+    np.testing.assert_allclose(np.asarray(after.vectors), 2 * np.asarray(before.vectors), atol=1e-5)

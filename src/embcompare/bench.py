@@ -46,7 +46,11 @@ SEED = 1
 
 
 def conf(group: str, name: str):
-    return OmegaConf.load(DEFAULT_CONF_DIR / group / f"{name}.yaml")
+    """A group option as the run composes it (an option may extend another via defaults)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(DEFAULT_CONF_DIR), version_base="1.3"):
+        return compose("config", [f"{group}={name}"])[group]
 
 
 def optimizer_config(sparse: bool):
@@ -181,9 +185,9 @@ def bench_bow(vocab_sizes: list[int], examples: int, epochs: int) -> list[dict]:
 def sst2_training_set(data_dir: Path, mirror: str | None, cache_dir: Path, limit: int | None):
     """SST-2's training sentences, encoded, and their GloVe 6B 50d matrix (as run.py makes it)."""
     cfg_dataset = conf("dataset", "sst2")
-    splits = data.load_splits(cfg_dataset, data_dir, mirror)
+    splits = data.load_tokenized(cfg_dataset, data_dir, mirror, cache_dir)
     split = splits.train if limit is None else splits.train.take(np.arange(limit))
-    tokens = [text.tokenize(t, cfg_dataset.lowercase, cfg_dataset.strip_html) for t in split.texts]
+    tokens = split.tokens
     vocab = text.Vocabulary.build(tokens)
     source = embeddings.load_pretrained(conf("embedding", "glove-6b-50d"), cache_dir)
     matrix = embeddings.build_matrix(vocab, source, "pretrained", SEED)
@@ -223,6 +227,28 @@ def bench_padding(encoded: train.Encoded, matrix: np.ndarray, epochs: int, bucke
 # --- vector loading -------------------------------------------------------------------------
 
 
+def bench_tokenized(data_dir: Path, mirror: str | None) -> dict:
+    """SST-2 phrases (67k texts): read and tokenize, then the disk cache, then the memo."""
+    cfg_dataset = conf("dataset", "sst2_phrases")
+    with tempfile.TemporaryDirectory(prefix="embcompare-bench-") as scratch:
+
+        def from_disk():
+            data._tokenized_files.cache_clear()
+            return data.load_tokenized(cfg_dataset, data_dir, mirror, Path(scratch))
+
+        figures = {
+            "first_read_and_tokenize_s": seconds(from_disk),
+            "disk_cache_s": seconds(from_disk),
+            "in_process_memo_s": seconds(
+                lambda: data.load_tokenized(cfg_dataset, data_dir, mirror, Path(scratch))
+            ),
+        }
+        splits = data.load_tokenized(cfg_dataset, data_dir, mirror, Path(scratch))
+        figures["texts"] = len(splits.train) + len(splits.dev) + len(splits.test)
+    progress(f"tokenized: {figures}")
+    return figures
+
+
 def write_glove_text(source: embeddings.PretrainedVectors, path: Path, words: int) -> None:
     """The first `words` vectors as a GloVe text file: `word v1 ... vd` per line, no header."""
     vectors = np.asarray(source.vectors[:words])
@@ -238,9 +264,16 @@ def write_glove_text(source: embeddings.PretrainedVectors, path: Path, words: in
 
 def bench_vectors(cache_dir: Path, words: int) -> dict:
     glove = conf("embedding", "glove-6b-50d")
+
+    def from_disk(cfg, directory):
+        """A load as a new process sees it: the in-process memo is emptied first."""
+        embeddings.forget_loaded()
+        return embeddings.load_pretrained(cfg, directory)
+
     figures = {
-        "package_first_s": seconds(lambda: embeddings.load_pretrained(glove, cache_dir)),
-        "package_second_s": seconds(lambda: embeddings.load_pretrained(glove, cache_dir)),
+        "package_first_s": seconds(lambda: from_disk(glove, cache_dir)),
+        "package_second_s": seconds(lambda: from_disk(glove, cache_dir)),
+        "in_process_memo_s": seconds(lambda: embeddings.load_pretrained(glove, cache_dir)),
     }
     source = embeddings.load_pretrained(glove, cache_dir)
     words = min(words, len(source.words))
@@ -249,7 +282,7 @@ def bench_vectors(cache_dir: Path, words: int) -> dict:
         figures["text_write_s"] = seconds(lambda: write_glove_text(source, path, words))
         cfg = {"name": "bench-glove-text", "format": "glove_text", "path": str(path), "dim": 50}
         scratch_cache = Path(scratch) / "cache"
-        load = lambda: embeddings.load_pretrained(cfg, scratch_cache)  # noqa: E731
+        load = lambda: from_disk(cfg, scratch_cache)  # noqa: E731
         figures["text_first_parse_and_cache_s"] = seconds(load)
         figures["text_cached_s"] = seconds(load)
         figures["words"], figures["text_mb"] = words, path.stat().st_size / 1e6
@@ -323,12 +356,16 @@ def report(figures: dict) -> str:
         f"{cnn['fixed_vs_bucketed']:.2f}x, nonstatic / static {cnn['nonstatic_vs_static']:.2f}x",
         "",
     ]
-    v = figures["vectors"]
+    v, t = figures["vectors"], figures["tokenized"]
     lines += [
         f"GloVe 6B 50d load, seconds: package first {v['package_first_s']:.2f}, second "
         f"{v['package_second_s']:.2f}; text file ({v['words']:,} words, {v['text_mb']:.0f} MB, "
         f"written in {v['text_write_s']:.1f}) first load (gensim parse + cache) "
-        f"{v['text_first_parse_and_cache_s']:.2f}, cached {v['text_cached_s']:.2f}",
+        f"{v['text_first_parse_and_cache_s']:.2f}, cached {v['text_cached_s']:.2f}; again in "
+        f"the same process (memo) {v['in_process_memo_s']:.4f}",
+        f"SST-2 phrases ({t['texts']:,} texts) read and tokenized, seconds: first "
+        f"{t['first_read_and_tokenize_s']:.2f}, from the disk cache {t['disk_cache_s']:.2f}, "
+        f"again in the same process (memo) {t['in_process_memo_s']:.4f}",
         f"Peak RSS {figures['peak_rss_mb']:,.0f} MB (after vectors "
         f"{figures['peak_rss_mb_after']['vectors']:,.0f}, after bag of embeddings "
         f"{figures['peak_rss_mb_after']['bow']:,.0f}); whole bench {figures['total_s']:.0f} s",
@@ -363,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir, args.mirror, data_dir / "cache", 2_000 if args.quick else None
     )
     figures["cnn_sst2"] = bench_padding(encoded, matrix, epochs, args.bucket_batches)
+    figures["tokenized"] = bench_tokenized(data_dir, args.mirror)
     figures["peak_rss_mb"], figures["peak_rss_mb_after"] = peak_rss_mb(), peaks
     figures["total_s"] = time.perf_counter() - started
     print(report(figures))

@@ -10,20 +10,30 @@ beside sentence-level label_text files):
 Split policies: `given` (train/dev/test files), `holdout` and `kfold` (cut from one file), and
 `kfold_unless_given`: the given split when the dataset has a test file, else k-fold CV, which
 is how Kim (2014) evaluated one experiment across datasets of both kinds.
+
+`load_tokenized` adds each text's tokens. A dataset is read and tokenized once: the result is
+memoised in the process and stored on disk (joblib.Memory under `paths.cache_dir`/tokenized),
+keyed by the dataset config minus its split settings; that config pins each file's sha256, so
+the key changes with the content. Folds, dev cuts and subsamples are then cut from the tokens.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import joblib
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from embcompare.errors import EmbcompareError
 from embcompare.fetch import ensure_file
+from embcompare.text import tokenize
 
 Reader = Callable[[Path, dict, "DatasetSpec"], Iterator[tuple[str, int]]]
 READERS: dict[str, Reader] = {}
@@ -76,12 +86,14 @@ class DatasetSpec:
 class Split:
     texts: list[str]
     labels: np.ndarray
+    tokens: list[list[str]] | None = None  # filled by load_tokenized
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def take(self, indices) -> Split:
-        return Split([self.texts[i] for i in indices], self.labels[indices])
+        tokens = None if self.tokens is None else [self.tokens[i] for i in indices]
+        return Split([self.texts[i] for i in indices], self.labels[indices], tokens)
 
 
 @dataclass
@@ -213,7 +225,9 @@ def _kfold_cut(split: Split, folds: int, fold: int, seed: int) -> tuple[Split, S
     return split.take(rest), split.take(held)
 
 
-def load_splits(cfg_dataset, data_dir: Path, mirror: str | None = None) -> Splits:
+def load_splits(
+    cfg_dataset, data_dir: Path, mirror: str | None = None, read_split=read_split
+) -> Splits:
     """Read a dataset and apply its split policy (see the module docstring)."""
     spec = DatasetSpec.from_config(cfg_dataset)
     policy, seed = spec.split["policy"], int(spec.split.get("seed", 0))
@@ -242,6 +256,50 @@ def load_splits(cfg_dataset, data_dir: Path, mirror: str | None = None) -> Split
     else:
         train, dev = _stratified_cut(train, float(spec.split["dev_fraction"]), seed)
     return Splits(train=train, dev=dev, test=test)
+
+
+# Bump when reading or tokenizing changes what a stored tokenized dataset holds.
+TOKENIZED_FORMAT = 1
+
+
+def load_tokenized(cfg_dataset, data_dir: Path, mirror: str | None, cache_dir: Path) -> Splits:
+    """`load_splits` with tokens, reading and tokenizing each dataset version only once."""
+    settings = _plain(cfg_dataset)
+    settings.pop("split", None)  # folds and cuts are made afterwards, from the cached tokens
+    files = _tokenized_files(
+        json.dumps(settings, sort_keys=True), str(data_dir), mirror, str(cache_dir)
+    )
+    empty = Split([], np.zeros(0, dtype=np.int64), [])
+    return load_splits(
+        cfg_dataset, data_dir, mirror, lambda _spec, _dir, _mirror, split: files.get(split, empty)
+    )
+
+
+def _plain(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+@functools.lru_cache(maxsize=2)
+def _tokenized_files(settings_json: str, data_dir: str, mirror: str | None, cache_dir: str):
+    memory = joblib.Memory(Path(cache_dir) / "tokenized", verbose=0)
+    # data_dir and mirror say where the files are, not what they hold: the sha256s do that.
+    read = memory.cache(_read_and_tokenize, ignore=["data_dir", "mirror"])
+    return read(settings_json, TOKENIZED_FORMAT, data_dir, mirror)
+
+
+def _read_and_tokenize(
+    settings_json: str, tokenized_format: int, data_dir: str, mirror: str | None
+) -> dict[str, Split]:
+    """Every split the files declare, each text tokenized and cut to dataset.max_length."""
+    cfg = OmegaConf.create(json.loads(settings_json))
+    spec = DatasetSpec.from_config(OmegaConf.merge(cfg, {"split": {}}))
+    names = {entry.get("split", "all") for entry in spec.files.values()} - {"none"}
+    files = {name: read_split(spec, Path(data_dir), mirror, name) for name in sorted(names)}
+    for split in files.values():
+        split.tokens = [
+            tokenize(t, cfg.lowercase, cfg.strip_html)[: cfg.max_length] for t in split.texts
+        ]
+    return files
 
 
 def _require_examples(split: Split, spec: DatasetSpec, name: str) -> None:

@@ -2,13 +2,16 @@
 
 Every source, whatever its file format, is converted once into a cache of `vectors.npy` plus
 `words.txt`; later loads memory-map the array, which takes well under a second for 400k x 50.
-gensim parses the original formats (word2vec binary/text, fastText .vec, GloVe text).
+gensim parses the original formats (word2vec binary/text, fastText .vec, GloVe text). Within a
+process a source is loaded once: the runs of a sweep share it (`forget_loaded` empties that memo).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
+import json
 import os
 import threading
 from collections import Counter
@@ -67,7 +70,31 @@ def register_format(*names: str):
 
 
 def load_pretrained(cfg_embedding, cache_dir: Path) -> PretrainedVectors:
-    cfg = dict(cfg_embedding)
+    """The source a config names, loaded once per process for each config and file version."""
+    cfg = _plain(cfg_embedding)
+    path = Path(str(cfg.get("path") or "")).expanduser()
+    stamp = _file_key(path) if cfg.get("path") and path.exists() else ""
+    return _load_memoised(json.dumps(cfg, sort_keys=True, default=str), str(cache_dir), stamp)
+
+
+def forget_loaded() -> None:
+    """Empty the in-process memo, so the next load reads the disk cache again (for benchmarks)."""
+    _load_memoised.cache_clear()
+
+
+def _plain(cfg_embedding) -> dict:
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg_embedding, DictConfig):
+        return OmegaConf.to_container(cfg_embedding, resolve=True)
+    return dict(cfg_embedding)
+
+
+# The stamp (path, size, mtime of the source file) is part of the key: a file rewritten in
+# place is loaded again. A few sources fit in memory; the vectors themselves are memory-mapped.
+@functools.lru_cache(maxsize=4)
+def _load_memoised(cfg_json: str, cache_dir: str, stamp: str) -> PretrainedVectors:
+    cfg = json.loads(cfg_json)
     loader = SOURCE_FORMATS.get(cfg.get("format"))
     if loader is None:
         raise EmbcompareError(

@@ -75,20 +75,16 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     from embcompare.fetch import data_dir_from
 
     clock = Stopwatch()
-    splits = data.load_splits(cfg.dataset, data_dir_from(cfg.paths.data_dir), cfg.paths.mirror)
+    cache_dir = Path(cfg.paths.cache_dir).absolute()
+    splits = data.load_tokenized(
+        cfg.dataset, data_dir_from(cfg.paths.data_dir), cfg.paths.mirror, cache_dir
+    )
     train_split = data.subsample(splits.train, cfg.train.n, int(cfg.seed))
-
-    def tokens_of(split):
-        limit, lowercase, strip = (
-            cfg.dataset.max_length,
-            cfg.dataset.lowercase,
-            cfg.dataset.strip_html,
-        )
-        return [text.tokenize(t, lowercase, strip)[:limit] for t in split.texts]
-
-    train_tokens, dev_tokens, test_tokens = map(tokens_of, (train_split, splits.dev, splits.test))
+    train_tokens, dev_tokens, test_tokens = (
+        s.tokens for s in (train_split, splits.dev, splits.test)
+    )
     clock.lap("data")
-    source = embeddings.load_pretrained(cfg.embedding, Path(cfg.paths.cache_dir).absolute())
+    source = embeddings.load_pretrained(cfg.embedding, cache_dir)
     extra = _extra_words(cfg, source, dev_tokens + test_tokens)
     vocab = text.Vocabulary.build(train_tokens, min_count=int(cfg.vocab.min_count), extra=extra)
     matrices = [

@@ -57,13 +57,20 @@ def test_ordering_findings_say_where_and_by_how_much_it_fails():
                 ("cr", "static"): 0.77,
                 ("cr", "nonstatic"): 0.765,
                 ("mpqa", "rand"): 0.8,
+                ("subj", "rand"): 0.90,
+                ("subj", "static"): 0.85,
+                ("subj", "nonstatic"): 0.86,
             }
         )
     )
-    findings = paper.ordering_findings(compared)
+    findings = paper.ordering_findings(compared)  # in Table 2's order: MR, Subj, CR, MPQA
     assert findings[0].endswith("nonstatic 76.0 holds.")
-    assert "static is 1.0 points below rand; nonstatic is 0.5 points below static" in findings[1]
-    assert "not checked" in findings[2]
+    assert "static is 5.0 points below rand, beyond the 95% CIs" in findings[1]
+    assert findings[2].endswith(
+        "static is 1.0 points below rand, within the 95% CIs; "
+        "nonstatic is 0.5 points below static, within the 95% CIs."
+    )
+    assert "not checked" in findings[3]
 
 
 def write_neighbours(run_dir, channels: dict[str, list[str]]):

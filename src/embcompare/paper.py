@@ -91,23 +91,33 @@ def ordering_findings(compared: pd.DataFrame) -> list[str]:
     """Whether rand < static <= nonstatic holds in the mean, per vectors and dataset, and by
     how much it fails where it does."""
     lines = []
-    for (embedding, dataset), frame in compared.groupby(["embedding", "dataset"], sort=False):
+    in_paper_order = compared.sort_values(["embedding", "dataset"], key=_paper_order)
+    for (embedding, dataset), frame in in_paper_order.groupby(
+        ["embedding", "dataset"], sort=False
+    ):
         means = frame.set_index("setup")["ours"]
         if not {"rand", "static", "nonstatic"} <= set(means.index):
             lines.append(f"{embedding}, {dataset}: ordering not checked (a setup is missing).")
             continue
         rand, static, nonstatic = means["rand"], means["static"], means["nonstatic"]
+        cis = frame.set_index("setup")["ours_ci95"]
         broken = []
         if not rand < static:
-            broken.append(f"static is {rand - static:.1f} points below rand")
+            broken.append(_shortfall(means, cis, "static", "rand"))
         if not static <= nonstatic:
-            broken.append(f"nonstatic is {static - nonstatic:.1f} points below static")
+            broken.append(_shortfall(means, cis, "nonstatic", "static"))
         verdict = "holds" if not broken else "does not hold: " + "; ".join(broken)
         lines.append(
             f"{embedding}, {dataset}: rand {rand:.1f} < static {static:.1f} <= nonstatic "
             f"{nonstatic:.1f} {verdict}."
         )
     return lines
+
+
+def _shortfall(means: pd.Series, cis: pd.Series, lower: str, higher: str) -> str:
+    gap = means[higher] - means[lower]
+    overlap = "within" if gap < cis[lower] + cis[higher] else "beyond"
+    return f"{lower} is {gap:.1f} points below {higher}, {overlap} the 95% CIs"
 
 
 def neighbour_table(
@@ -148,5 +158,16 @@ def wall_time(runs: pd.DataFrame) -> pd.DataFrame:
     grouped = runs.groupby(["embedding", "dataset"], sort=False)["total_seconds"]
     table = grouped.agg(runs="count", minutes=lambda s: s.sum() / 60).reset_index()
     table["dataset"] = table["dataset"].map(lambda d: DATASETS.get(d, d))
-    table["minutes_per_run"] = table["minutes"] / table["runs"]
-    return table
+    table["minutes_per_run"] = (table["minutes"] / table["runs"]).round(2)
+    table["minutes"] = table["minutes"].round(1)
+    return table.sort_values(["embedding", "dataset"], key=_paper_order, ignore_index=True)
+
+
+def _paper_order(column: pd.Series) -> pd.Series:
+    """Sort key: datasets (keys or shown names) in Table 2's column order, other columns as is."""
+    if column.name != "dataset":
+        return column
+    order = {name: i for i, name in enumerate(DATASETS.values())} | {
+        key: i for i, key in enumerate(DATASETS)
+    }
+    return column.map(lambda d: order.get(d, len(order)))

@@ -159,15 +159,23 @@ def _what_was_run(report: Report, runs: pd.DataFrame, runs_dir: Path) -> None:
         c: sorted(runs[c].astype(str).unique())
         for c in ["dataset", "model", "setup", "n", "seed", "embedding"]
     }
+    vectors = {
+        name: OmegaConf.load(runs_dir / frame["run_dir"].iloc[0] / ".hydra" / "config.yaml")
+        for name, frame in runs.groupby("embedding")
+    }
+    train = first_config.train
+    stopping = (
+        f"the weights of the best dev epoch kept, no early stop (patience {train.patience})"
+        if int(train.patience) >= int(train.epochs)
+        else f"early stopping on dev accuracy (patience {train.patience})"
+    )
     report.bullets(
         [f"{key}: {', '.join(values)}" for key, values in swept.items()]
         + [
-            f"{len(runs)} finished runs; vectors: {', '.join(sorted(runs['embedding'].unique()))} "
-            f"({first_config.embedding.get('dim')}-d)",
-            f"optimizer: {OmegaConf.to_container(first_config.train.optimizer)}; batch "
-            f"{first_config.train.batch_size}, up to {first_config.train.epochs} epochs, early "
-            f"stopping on dev accuracy (patience {first_config.train.patience}, at least "
-            f"{first_config.train.min_steps} steps)",
+            f"{len(runs)} finished runs; vectors: "
+            + ", ".join(f"{name} ({cfg.embedding.get('dim')}-d)" for name, cfg in vectors.items()),
+            f"optimizer: {OmegaConf.to_container(train.optimizer)}; batch {train.batch_size}, up "
+            f"to {train.epochs} epochs, {stopping}; at least {train.min_steps} steps",
         ]
     )
     report.paragraph("Data files (sha256 checked on every run):")

@@ -92,9 +92,7 @@ def ordering_findings(compared: pd.DataFrame) -> list[str]:
     how much it fails where it does."""
     lines = []
     in_paper_order = compared.sort_values(["embedding", "dataset"], key=_paper_order)
-    for (embedding, dataset), frame in in_paper_order.groupby(
-        ["embedding", "dataset"], sort=False
-    ):
+    for (embedding, dataset), frame in in_paper_order.groupby(["embedding", "dataset"], sort=False):
         means = frame.set_index("setup")["ours"]
         if not {"rand", "static", "nonstatic"} <= set(means.index):
             lines.append(f"{embedding}, {dataset}: ordering not checked (a setup is missing).")

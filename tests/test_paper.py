@@ -121,3 +121,13 @@ def test_wall_time_sums_minutes_per_dataset():
     assert table.loc["MR", "minutes"] == 3.0
     assert table.loc["MR", "runs"] == 2
     assert np.isclose(table.loc["TREC", "minutes_per_run"], 0.5)
+
+
+def test_repeats_line_gives_each_datasets_repeats_in_table_order():
+    compared = pd.concat(
+        [
+            paper.side_by_side(summary_of({("trec", "rand"): 0.9, ("mr", "rand"): 0.7})),
+            paper.side_by_side(summary_of({("trec", "static"): 0.9}, repeats=3)),
+        ]
+    )
+    assert paper.repeats_line(compared, "glove-6b-50d") == "Repeats per cell: MR 10, TREC 3-10."

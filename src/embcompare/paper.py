@@ -87,6 +87,19 @@ def _key(label: str) -> str:
     return next(key for key, shown in DATASETS.items() if shown == label)
 
 
+def repeats_line(compared: pd.DataFrame, embedding: str) -> str:
+    """How many repeats each dataset's cells average, e.g. 'MR 10, SST-2 3-5'."""
+    chosen = compared[compared["embedding"] == embedding]
+    parts = []
+    for label in DATASETS.values():
+        counts = chosen.loc[chosen["dataset"] == label, "repeats"]
+        if counts.empty:
+            continue
+        low, high = int(counts.min()), int(counts.max())
+        parts.append(f"{label} {low}" if low == high else f"{label} {low}-{high}")
+    return "Repeats per cell: " + ", ".join(parts) + "."
+
+
 def ordering_findings(compared: pd.DataFrame) -> list[str]:
     """Whether rand < static <= nonstatic holds in the mean, per vectors and dataset, and by
     how much it fails where it does."""

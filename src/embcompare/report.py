@@ -354,6 +354,7 @@ def _paper_section(report, paper: str, runs, summary, runs_dir: Path, out_dir: P
     for embedding in compared["embedding"].unique():
         report.heading(f"Vectors: {embedding}", 3)
         report.table(published.table2_layout(compared, embedding))
+        report.paragraph(published.repeats_line(compared, embedding))
         report.figure(next(figures), f"{embedding}: ours vs {published.PAPER}", out_dir)
     report.heading("Does rand < static <= nonstatic hold?", 3)
     report.bullets(published.ordering_findings(compared))

@@ -131,3 +131,31 @@ def test_repeats_line_gives_each_datasets_repeats_in_table_order():
         ]
     )
     assert paper.repeats_line(compared, "glove-6b-50d") == "Repeats per cell: MR 10, TREC 3-10."
+
+
+def test_findings_name_the_vectors_when_a_sweep_used_several():
+    from embcompare.report import Report, _findings
+
+    def difference(embedding, mean):
+        return {
+            "dataset": "mr",
+            "embedding": embedding,
+            "model": "cnn",
+            "n": "all",
+            "n_train": 100,
+            "comparison": "static - rand",
+            "seeds": 2,
+            "mean_difference": mean,
+            "ci95": 0.01,
+            "t_test_p": 0.5,
+        }
+
+    summary = pd.DataFrame({"embedding": ["glove-6b-50d", "word2vec-sg-imdb-300d"]})
+    differences = pd.DataFrame(
+        [difference("glove-6b-50d", 0.05), difference("word2vec-sg-imdb-300d", 0.02)]
+    )
+    report = Report("t")
+    _findings(report, summary, differences)
+    text = "".join(report.markdown)
+    assert "mr (cnn, glove-6b-50d): static - rand = +5.0 ± 1.0 points" in text
+    assert "mr (cnn, word2vec-sg-imdb-300d): static - rand = +2.0 ± 1.0 points" in text

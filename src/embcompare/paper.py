@@ -60,7 +60,8 @@ def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
             }
         )
     columns = ["embedding", "dataset", "setup", "repeats", "ours", "ours_ci95", "kim", "difference"]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["embedding", "dataset"], key=_paper_order, kind="stable")
 
 
 def table2_layout(compared: pd.DataFrame, embedding: str) -> pd.DataFrame:

@@ -217,13 +217,15 @@ def _data_files(runs: pd.DataFrame, runs_dir: Path) -> list[dict]:
 def _findings(report: Report, summary: pd.DataFrame, differences: pd.DataFrame) -> None:
     report.heading("Findings")
     lines = []
-    for (dataset, model, comparison), frame in differences.groupby(
-        ["dataset", "model", "comparison"]
+    several = summary["embedding"].nunique() > 1
+    for (dataset, embedding, model, comparison), frame in differences.groupby(
+        ["dataset", "embedding", "model", "comparison"]
     ):
         frame = frame.sort_values("n_train")
         low, high = frame.iloc[0], frame.iloc[-1]
         line = (
-            f"{dataset} ({model}): {comparison} = {_points(low)} at n={low['n']} "
+            f"{_label(dataset, model, embedding, several)}: {comparison} = {_points(low)} at "
+            f"n={low['n']} "
             f"(paired t-test p={_p(low['t_test_p'])})"
         )
         if len(frame) > 1:
@@ -232,13 +234,23 @@ def _findings(report: Report, summary: pd.DataFrame, differences: pd.DataFrame) 
     for metric, label in SIMILARITY.items():
         if metric not in summary:
             continue
-        largest = summary.sort_values("n_train").groupby(["dataset", "model", "setup"]).last()
-        for (dataset, model, setup), row in largest.iterrows():
+        largest = (
+            summary.sort_values("n_train")
+            .groupby(["dataset", "embedding", "model", "setup"])
+            .last()
+        )
+        for (dataset, embedding, model, setup), row in largest.iterrows():
             lines.append(
-                f"{dataset} ({model}), {setup} at n={row['n']}: {label} Spearman "
+                f"{_label(dataset, model, embedding, several)}, {setup} at n={row['n']}: "
+                f"{label} Spearman "
                 f"{row[metric]:.3f} ± {np.nan_to_num(row[f'{metric}_ci95']):.3f}."
             )
     report.bullets(lines or ["Too few setups or seeds for paired comparisons."])
+
+
+def _label(dataset: str, model: str, embedding: str, several: bool) -> str:
+    """'mr (cnn)', naming the vectors too when the sweep used more than one."""
+    return f"{dataset} ({model}, {embedding})" if several else f"{dataset} ({model})"
 
 
 def _points(row) -> str:
@@ -261,6 +273,7 @@ def _accuracy_section(report, summary, differences, out_dir: Path) -> None:
         report.figure(png, "Accuracy difference to rand, paired by seed", out_dir)
     columns = [
         "dataset",
+        "embedding",
         "model",
         "setup",
         "n",
@@ -294,13 +307,14 @@ def _semantic_section(report, summary, runs, out_dir: Path) -> None:
         report.figure(png, "Word-similarity Spearman of the learned matrix vs n", out_dir)
     for png in plot.drift_vs_n(summary, figures, DRIFT) if curves else []:
         report.figure(png, "Mean cosine between pretrained and fine-tuned vectors", out_dir)
-    columns = ["dataset", "model", "setup", "n"] + present
+    columns = ["dataset", "embedding", "model", "setup", "n"] + present
     report.table(summary[columns])
 
 
 def _sentence_section(report, runs, runs_dir: Path, out_dir: Path) -> None:
     largest = runs[runs["n"] == "all"] if (runs["n"] == "all").any() else runs
-    for (dataset, model), frame in largest.groupby(["dataset", "model"]):
+    several = runs["embedding"].nunique() > 1
+    for (dataset, embedding, model), frame in largest.groupby(["dataset", "embedding", "model"]):
         samples = {}
         for setup, rows in frame.sort_values("seed").groupby("setup"):
             path = runs_dir / rows["run_dir"].iloc[0] / "sentences.npz"
@@ -311,14 +325,16 @@ def _sentence_section(report, runs, runs_dir: Path, out_dir: Path) -> None:
                     "labels": saved["labels"],
                     "label_names": list(saved["label_names"]),
                 }
+        label = _label(dataset, model, embedding, several)
+        stem = f"sentences_pca_{dataset}_{model}" + (f"_{embedding}" if several else "")
         png = plot.sentence_pca(
             samples,
             out_dir / "figures",
-            f"sentences_pca_{dataset}_{model}",
-            f"{dataset}: test sentences as the classifier sees them ({model}), PCA",
+            stem,
+            f"{label}: test sentences as the classifier sees them, PCA",
         )
         if png is not None:
-            report.heading(f"Sentence representations: {dataset} ({model})", 3)
+            report.heading(f"Sentence representations: {label}", 3)
             report.figure(png, "2-D PCA of sentence representations per setup", out_dir)
 
 

@@ -159,3 +159,17 @@ def test_findings_name_the_vectors_when_a_sweep_used_several():
     text = "".join(report.markdown)
     assert "mr (cnn, glove-6b-50d): static - rand = +5.0 ± 1.0 points" in text
     assert "mr (cnn, word2vec-sg-imdb-300d): static - rand = +2.0 ± 1.0 points" in text
+
+
+def test_report_removes_figures_it_no_longer_shows(tmp_path):
+    from embcompare.report import Report
+
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    for name in ("shown.png", "shown.svg", "stale.png", "stale.svg"):
+        (figures / name).write_bytes(b"\x89PNG")
+    report = Report("t")
+    report.figure(figures / "shown.png", "a figure", tmp_path)
+    report.write(tmp_path)
+    assert sorted(p.name for p in figures.iterdir()) == ["shown.png", "shown.svg"]
+    assert "![a figure](figures/shown.png)" in (tmp_path / "report.md").read_text()

@@ -56,7 +56,7 @@ def test_report_names_every_setup_and_embeds_figures(smoke):
     out, _, _ = smoke
     markdown = (out / "report.md").read_text()
     for setup in ("rand", "static"):
-        assert re.search(rf"\| sst2 \| bow \| {setup} \|", markdown)
+        assert re.search(rf"\| sst2 \| glove-6b-50d \| bow \| {setup} \|", markdown)
     assert "static - rand" in markdown and "glove-6b-50d" in markdown
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 2 and "<table" in page

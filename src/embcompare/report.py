@@ -50,6 +50,7 @@ class Report:
     title: str
     markdown: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
+    shown: set[Path] = field(default_factory=set)
 
     def heading(self, text: str, level: int = 2) -> None:
         self.markdown.append(f"{'#' * level} {text}\n")
@@ -72,6 +73,7 @@ class Report:
         self.html.append(shown.to_html(index=False, border=0, classes="table"))
 
     def figure(self, png: Path, caption: str, base: Path) -> None:
+        self.shown.add(png.resolve())
         relative = png.relative_to(base).as_posix()
         self.markdown.append(f"![{caption}]({relative})\n")
         encoded = base64.b64encode(png.read_bytes()).decode()
@@ -95,7 +97,15 @@ class Report:
             + "</body></html>\n"
         )
         _write_atomic(html_path, page)
+        self._remove_stale_figures(out_dir / "figures")
         return md_path, html_path
+
+    def _remove_stale_figures(self, figures: Path) -> None:
+        """Figures of an earlier report that this one no longer shows (PNG and its SVG twin)."""
+        kept = {path.with_suffix("") for path in self.shown}
+        for path in list(figures.glob("*.png")) + list(figures.glob("*.svg")):
+            if path.resolve().with_suffix("") not in kept:
+                path.unlink()
 
 
 def _cell(value) -> str:

@@ -181,6 +181,10 @@ def test_run_key_follows_what_is_computed_not_where_or_how_it_is_reported():
     assert key_of("report_paper=null", "paths.results_dir=/elsewhere") == base
     assert key_of("dataset.split.fold=1") != base  # fold and seed move together
     assert key_of("dataset.split.fold=1").startswith("mr-nonstatic-nall-s1-")
+    # vectors that live in the data dir key the same wherever the data dir is
+    in_cache = "embedding=word2vec-sg-imdb-300d"
+    assert key_of(in_cache, "paths.data_dir=/a") == key_of(in_cache, "paths.data_dir=/b")
+    assert key_of(in_cache) != base
 
 
 def test_googlenews_config_runs_on_a_small_file_in_its_binary_format(tmp_path, data_dir, mirror):

@@ -34,9 +34,15 @@ _NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper")
 
 
 def run_key(*, _root_: DictConfig) -> str:
-    """A readable, content-addressed directory name: same resolved config, same directory."""
+    """A readable, content-addressed directory name: same resolved config, same directory.
+
+    `paths` values resolve to placeholders here, so a setting that points into the data dir
+    (`${paths.cache_dir}/pretrained/...`) keys the same wherever the data lives.
+    """
     kept = OmegaConf.masked_copy(_root_, [k for k in _root_ if k not in _NOT_IN_RUN_KEY])
+    kept.paths = {name: f"<paths.{name}>" for name in _root_.get("paths", {})}
     resolved = OmegaConf.to_container(kept, resolve=True)
+    resolved.pop("paths")
     digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
     setup, dataset = resolved["setup"]["name"], resolved["dataset"]["name"]
     return f"{dataset}-{setup}-n{resolved['train']['n']}-s{resolved['seed']}-{digest}"

@@ -8,6 +8,7 @@ from hydra import compose, initialize_config_dir
 
 from embcompare import pretrain
 from embcompare.embeddings import load_pretrained
+from embcompare.errors import EmbcompareError
 from embcompare.run import CONF_DIR
 
 from conftest import last_error_line, run_cli
@@ -99,6 +100,35 @@ def test_other_settings_under_the_same_name_are_an_error_unless_overwritten(
     assert replaced.returncode == 0, replaced.stderr[-3000:]
     report = tmp_path / "cache" / "pretrained" / "gensim-cbow-wikitext2-16d" / "pretrain.json"
     assert json.loads(report.read_text())["settings"]["window"] == 3
+
+
+def test_gensim_by_default_gives_the_same_vectors_in_every_process(data_dir, mirror, tmp_path):
+    """One worker thread makes gensim reproducible; the string hash seed must not matter."""
+    vectors = []
+    for hash_seed in ("1", "2"):
+        cache = tmp_path / f"hash{hash_seed}"
+        overrides = [*small_overrides(data_dir, mirror, cache, "method=gensim")]
+        done = run_cli("pretrain", *overrides, env={"PYTHONHASHSEED": hash_seed})
+        assert done.returncode == 0, done.stderr[-3000:]
+        (array,) = (cache / "cache" / "pretrained").glob("*/vectors.npy")
+        vectors.append(np.load(array))
+    assert vectors[0].shape[1] == 16
+    np.testing.assert_array_equal(vectors[0], vectors[1])
+
+
+def test_a_cache_from_before_a_setting_existed_counts_it_as_none(tmp_path):
+    def cache_without_workers(name: str, current: pretrain.Settings):
+        directory = tmp_path / name
+        directory.mkdir()
+        old = {k: v for k, v in current.as_dict().items() if k != "workers"}
+        (directory / "pretrain.json").write_text(json.dumps({"settings": old}))
+        return directory
+
+    keras = settings()
+    assert pretrain.cached_report(cache_without_workers("keras", keras), keras, False)
+    gensim = settings(method="gensim", batch_size=None, workers=1)
+    with pytest.raises(EmbcompareError, match="workers: None there, 1 now"):
+        pretrain.cached_report(cache_without_workers("gensim", gensim), gensim, False)
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,11 @@ PREFETCH_BATCHES = 8  # batches built ahead in a thread while TensorFlow runs th
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that changes the trained vectors (speed-only knobs such as workers excluded)."""
+    """Everything that changes the trained vectors.
+
+    gensim's worker count is among them: one thread gives the same vectors in every process,
+    several interleave their updates differently every run.
+    """
 
     method: str
     corpus: str
@@ -69,6 +73,7 @@ class Settings:
     batch_size: int | None
     seed: int
     max_tokens: int | None
+    workers: int | None = None
 
     @property
     def engine(self) -> str:
@@ -107,6 +112,7 @@ def settings_from(cfg: DictConfig) -> Settings:
         batch_size=_positive_int(cfg, "batch_size") if engine == "keras" else None,
         seed=int(_number(cfg, "seed")),
         max_tokens=None if cfg.max_tokens is None else _positive_int(cfg, "max_tokens"),
+        workers=_positive_int(cfg, "workers") if engine == "gensim" else None,
     )
 
 
@@ -142,10 +148,11 @@ def cached_report(directory: Path, settings: Settings, overwrite: bool) -> dict 
         return None
     if report_path.is_file():
         report = json.loads(report_path.read_text())
-        if report.get("settings") == settings.as_dict():
+        # a setting missing from an older report counts as None, so adding one keeps old caches
+        changed = _differences(report.get("settings", {}), settings.as_dict())
+        if not changed:
             return report
         if not overwrite:
-            changed = _differences(report.get("settings", {}), settings.as_dict())
             raise EmbcompareError(
                 f"{directory}: holds vectors trained with other settings ({changed}); "
                 "add overwrite=true to replace them, or output_name=<new name> to keep both"
@@ -470,7 +477,7 @@ def _train_epoch(step, corpus, settings: Settings, epoch: int, rng, bar) -> tupl
 # --- gensim -------------------------------------------------------------------------------
 
 
-def train_gensim(documents: Sequence[Sequence[str]], settings: Settings, workers: int) -> dict:
+def train_gensim(documents: Sequence[Sequence[str]], settings: Settings) -> dict:
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
 
@@ -493,7 +500,7 @@ def train_gensim(documents: Sequence[Sequence[str]], settings: Settings, workers
         alpha=settings.learning_rate,
         min_alpha=settings.min_learning_rate,
         seed=settings.seed,
-        workers=workers,
+        workers=settings.workers,
     )
     sentences = gensim_sentences(documents)
     model.build_vocab(sentences)
@@ -507,7 +514,7 @@ def train_gensim(documents: Sequence[Sequence[str]], settings: Settings, workers
     return {
         "words": list(model.wv.index_to_key),
         "vectors": model.wv.vectors,
-        "details": {"workers": workers},
+        "details": {},
     }
 
 
@@ -580,7 +587,7 @@ def pretrain(cfg: DictConfig) -> dict:
     read_seconds = time.perf_counter() - started
     trained = time.perf_counter()
     if settings.engine == "gensim":
-        result = train_gensim(documents, settings, int(cfg.workers))
+        result = train_gensim(documents, settings)
     else:
         corpus = encode_corpus(documents, settings.min_count)
         result = train_keras(corpus, settings, bool(cfg.jit_compile))

@@ -107,7 +107,7 @@ def test_gensim_by_default_gives_the_same_vectors_in_every_process(data_dir, mir
     vectors = []
     for hash_seed in ("1", "2"):
         cache = tmp_path / f"hash{hash_seed}"
-        overrides = [*small_overrides(data_dir, mirror, cache, "method=gensim")]
+        overrides = small_overrides(data_dir, mirror, cache, "method=gensim")
         done = run_cli("pretrain", *overrides, env={"PYTHONHASHSEED": hash_seed})
         assert done.returncode == 0, done.stderr[-3000:]
         (array,) = (cache / "cache" / "pretrained").glob("*/vectors.npy")

@@ -15,7 +15,7 @@ def summary_of(accuracies: dict[tuple[str, str], float], repeats: int = 10) -> p
                 "dataset": dataset,
                 "embedding": "glove-6b-50d",
                 "setup": setup,
-                "seeds": repeats,
+                "repeats": repeats,
                 "test_accuracy": accuracy,
                 "test_accuracy_ci95": 0.01,
             }
@@ -143,10 +143,12 @@ def test_findings_name_the_vectors_when_a_sweep_used_several():
             "model": "cnn",
             "n": "all",
             "n_train": 100,
+            "variant": "",
             "comparison": "static - rand",
-            "seeds": 2,
+            "repeats": 2,
             "mean_difference": mean,
-            "ci95": 0.01,
+            "ci_low": mean - 0.01,
+            "ci_high": mean + 0.01,
             "t_test_p": 0.5,
         }
 
@@ -157,8 +159,9 @@ def test_findings_name_the_vectors_when_a_sweep_used_several():
     report = Report("t")
     _findings(report, summary, differences)
     text = "".join(report.markdown)
-    assert "mr (cnn, glove-6b-50d): static - rand = +5.0 ± 1.0 points" in text
-    assert "mr (cnn, word2vec-sg-imdb-300d): static - rand = +2.0 ± 1.0 points" in text
+    assert "mr (cnn, glove-6b-50d): static - rand in test accuracy: +5.0 [+4.0, +6.0]" in text
+    w2v = "mr (cnn, word2vec-sg-imdb-300d): static - rand in test accuracy: +2.0 [+1.0, +3.0]"
+    assert w2v in text
 
 
 def test_report_removes_figures_it_no_longer_shows(tmp_path):

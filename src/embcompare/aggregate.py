@@ -1,5 +1,11 @@
-"""Collect finished runs into tables: one row per run, means with 95% CIs over seeds, and
-paired setup-vs-baseline differences with significance tests."""
+"""Collect finished runs into tables: one row per run, means with 95% CIs over repeats, and
+paired setup-vs-baseline differences.
+
+A group is a whole config: every `cfg.*` column of a run (its resolved config, flattened by
+`run.config_record`) except the repeat keys (seed, fold). Runs that differ in any other value
+are never averaged together; they get separate rows, labelled in `variant` by the values that
+differ. A paired difference pairs runs that differ only in the compared key and share a repeat.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-GROUP = ["dataset", "embedding", "model", "setup", "n"]
-SHOWN = [
+from embcompare.errors import EmbcompareError
+
+SHOWN = ["dataset", "embedding", "model", "setup", "n"]
+REPEAT_KEYS = ["cfg.seed", "cfg.dataset.split.fold"]
+BASELINES = ("rand", "rand_kim")
+LISTED = [
     "dataset",
     "embedding",
     "model",
@@ -65,7 +75,10 @@ def _yaml_list(path: Path) -> list[str]:
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean, standard deviation and the half-width of a t-based confidence interval."""
+    """Mean, standard deviation and the half-width of a t-based confidence interval.
+
+    With one value there is no spread to estimate: std and half-width are NaN, never 0.
+    """
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
     if len(values) == 0:
@@ -77,64 +90,186 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     return float(values.mean()), std, half
 
 
+def config_columns(runs: pd.DataFrame) -> list[str]:
+    return sorted(c for c in runs.columns if c.startswith("cfg."))
+
+
+def group_columns(runs: pd.DataFrame) -> list[str]:
+    """The columns whose values make a config; tables without a config record (runs from
+    before it existed) fall back to the shown keys, and the duplicate check still refuses
+    to pool two runs of one seed."""
+    configs = [c for c in config_columns(runs) if c not in REPEAT_KEYS]
+    return configs or SHOWN
+
+
+def repeat_columns(runs: pd.DataFrame) -> list[str]:
+    present = [c for c in REPEAT_KEYS if c in runs]
+    return present or ["seed"]
+
+
+def repeat_unit(runs: pd.DataFrame) -> str:
+    """'folds' when runs differ by cross-validation fold, else 'seeds'."""
+    fold = "cfg.dataset.split.fold"
+    return "folds" if fold in runs and runs[fold].nunique() > 1 else "seeds"
+
+
+def with_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    """Add `variant`: the config values, beyond the shown keys and repeats, that tell this
+    run's group apart from others with the same shown keys ('' when nothing else differs);
+    `setup_variant` holds the part of it that belongs to the setup's own values."""
+    runs = runs.copy()
+    extra = []
+    shown_groups = runs.groupby(SHOWN, dropna=False, sort=False)
+    for column in group_columns(runs):
+        if column in SHOWN or runs[column].nunique(dropna=False) < 2:
+            continue
+        if (shown_groups[column].nunique(dropna=False) > 1).any():
+            extra.append(column)
+    runs["variant"] = _labels(runs, extra)
+    runs["setup_variant"] = _labels(runs, [c for c in extra if _is_setup_column(c)])
+    runs["pairing_variant"] = _labels(runs, [c for c in extra if not _is_setup_column(c)])
+    return runs
+
+
+def _is_setup_column(column: str) -> bool:
+    return column == "setup" or column.startswith("cfg.setup.")
+
+
+def _labels(runs: pd.DataFrame, columns: list[str]) -> list[str]:
+    if not columns:
+        return [""] * len(runs)
+    return [
+        ", ".join(
+            f"{c.removeprefix('cfg.')}={_plain(v)}" for c, v in zip(columns, row, strict=True)
+        )
+        for row in runs[columns].itertuples(index=False, name=None)
+    ]
+
+
+def _plain(value) -> str:
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        return decoded if isinstance(decoded, str) else json.dumps(decoded)
+    return "missing" if pd.isna(value) else str(value)
+
+
+def config_groups(runs: pd.DataFrame):
+    """(rows of one config) for each config; refuses two runs of one config and repeat."""
+    repeats = repeat_columns(runs)
+    for _, group in runs.groupby(group_columns(runs), dropna=False, sort=False):
+        duplicated = group.duplicated(repeats, keep=False)
+        if duplicated.any():
+            names = ", ".join(group.loc[duplicated, "run_dir"].astype(str))
+            raise EmbcompareError(
+                f"runs {names} share a config and a repeat ({', '.join(repeats)}) but are "
+                "different runs: their configs differ in a value the table does not record; "
+                "move one of them to another runs folder"
+            )
+        yield group
+
+
 def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Per dataset x embedding x model x setup x n: seeds, mean, std and 95% CI of each metric."""
+    """One row per config: repeats, mean, std and 95% CI of each metric, and for each metric
+    how many repeats gave a value (`<metric>_repeats`), so a mean over fewer is visible."""
+    runs = with_variants(runs)
     rows = []
-    for key, group in runs.groupby(GROUP, sort=False):
-        row = dict(zip(GROUP, key, strict=True))
-        row["seeds"] = group["seed"].nunique()
+    for group in config_groups(runs):
+        first = group.iloc[0]
+        row = {key: first[key] for key in [*SHOWN, "variant"]}
+        row["repeats"] = len(group)
         row["n_train"] = int(group["n_train"].median())
         for metric in (m for m in metrics if m in group):
-            mean, std, half = mean_ci(group[metric].to_numpy())
-            row.update({metric: mean, f"{metric}_std": std, f"{metric}_ci95": half})
+            values = pd.to_numeric(group[metric], errors="coerce").to_numpy(dtype=float)
+            mean, std, half = mean_ci(values)
+            row.update(
+                {
+                    metric: mean,
+                    f"{metric}_std": std,
+                    f"{metric}_ci95": half,
+                    f"{metric}_repeats": int(np.isfinite(values).sum()),
+                }
+            )
         rows.append(row)
-    return pd.DataFrame(rows).sort_values(["dataset", "embedding", "model", "setup", "n_train"])
+    summary = pd.DataFrame(rows)
+    return summary.sort_values(["dataset", "embedding", "model", "variant", "setup", "n_train"])
 
 
 def paired_differences(
-    runs: pd.DataFrame, metric: str = "test_accuracy", baseline: str = "rand"
+    runs: pd.DataFrame,
+    metric: str = "test_accuracy",
+    baselines: tuple[str, ...] = BASELINES,
 ) -> pd.DataFrame:
-    """Each setup minus the baseline, paired by seed (same sample, same split).
+    """Each setup minus each baseline setup, paired by repeat: the two runs differ only in the
+    setup's config values (same sample, split and everything else).
 
-    The paired t-test is the main test; the Wilcoxon signed-rank test, which does not assume
-    normal differences, is given too, though with 5 seeds its smallest p-value is 0.0625.
+    A setup swept over its own values (say two init scales) is compared once per value, named
+    `rand[setup.channels.0.init_scale=0.5]`. The paired t-interval is the estimate a verdict
+    reads. The Wilcoxon signed-rank p-value is given only where the repeats could reach
+    p < 0.05 at all (6 or more nonzero differences); with 5 its smallest value is 0.0625.
     """
+    runs = with_variants(runs)
+    pairing = [c for c in group_columns(runs) if not _is_setup_column(c)]
+    repeats = repeat_columns(runs)
     rows = []
-    keys = ["dataset", "embedding", "model", "n"]
-    for key, group in runs.groupby(keys, sort=False):
-        base = group[group["setup"] == baseline].set_index("seed")[metric]
-        for setup in sorted(set(group["setup"]) - {baseline}):
-            other = group[group["setup"] == setup].set_index("seed")[metric]
-            seeds = base.index.intersection(other.index)
-            if seeds.empty:
-                continue
-            diff = (other.loc[seeds] - base.loc[seeds]).to_numpy()
-            mean, std, half = mean_ci(diff)
-            rows.append(
-                {
-                    **dict(zip(keys, key, strict=True)),
-                    "n_train": int(group["n_train"].median()),
-                    "comparison": f"{setup} - {baseline}",
-                    "seeds": len(seeds),
-                    "mean_difference": mean,
-                    "ci95": half,
-                    "t_test_p": _paired_t_p(diff),
-                    "wilcoxon_p": _wilcoxon_p(diff),
-                }
+    for _, group in runs.groupby(pairing or ["dataset"], dropna=False, sort=False):
+        arms = {}
+        for config in config_groups(group):
+            first = config.iloc[0]
+            label = first["setup"] + (
+                f"[{first['setup_variant']}]" if first["setup_variant"] else ""
             )
-    columns = [
-        *keys,
-        "n_train",
-        "comparison",
-        "seeds",
-        "mean_difference",
-        "ci95",
-        "t_test_p",
-        "wilcoxon_p",
-    ]
-    return pd.DataFrame(rows, columns=columns).sort_values(
-        ["dataset", "model", "comparison", "n_train"]
-    )
+            arms[label] = (first["setup"], config.set_index(repeats)[metric])
+        for base_label, (base_setup, base) in arms.items():
+            if base_setup not in baselines:
+                continue
+            for label, (setup, values) in sorted(arms.items()):
+                if setup not in baselines:
+                    rows.append(_paired_row(group, f"{label} - {base_label}", values, base))
+    frame = pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
+    frame = frame.dropna(subset=["mean_difference"])
+    return frame.sort_values(["dataset", "embedding", "model", "variant", "comparison", "n_train"])
+
+
+DIFFERENCE_COLUMNS = [
+    *[k for k in SHOWN if k != "setup"],
+    "variant",
+    "n_train",
+    "comparison",
+    "repeats",
+    "mean_difference",
+    "ci_low",
+    "ci_high",
+    "t_test_p",
+    "wilcoxon_p",
+]
+
+
+def _paired_row(group, comparison: str, other: pd.Series, base: pd.Series) -> dict:
+    shared = base.index.intersection(other.index)
+    diff = (other.loc[shared] - base.loc[shared]).to_numpy(dtype=float)
+    diff = diff[np.isfinite(diff)]
+    mean, _, half = mean_ci(diff)
+    first = group.iloc[0]
+    return {
+        **{k: first[k] for k in SHOWN if k != "setup"},
+        "variant": first["pairing_variant"],
+        "n_train": int(group["n_train"].median()),
+        "comparison": comparison,
+        "repeats": len(diff),
+        "mean_difference": mean,
+        "ci_low": mean - half,
+        "ci_high": mean + half,
+        "t_test_p": _paired_t_p(diff),
+        "wilcoxon_p": _wilcoxon_p(diff),
+    }
+
+
+def smallest_wilcoxon_p(repeats: int) -> float:
+    """The smallest two-sided p-value the signed-rank test can give with this many pairs."""
+    return 2.0 / 2**repeats if repeats > 0 else 1.0
 
 
 def _paired_t_p(diff: np.ndarray) -> float:
@@ -144,9 +279,10 @@ def _paired_t_p(diff: np.ndarray) -> float:
 
 
 def _wilcoxon_p(diff: np.ndarray) -> float:
-    if len(diff) < 2 or np.all(diff == 0):
+    nonzero = diff[diff != 0]
+    if smallest_wilcoxon_p(len(nonzero)) >= 0.05:
         return np.nan
-    return float(stats.wilcoxon(diff).pvalue)
+    return float(stats.wilcoxon(nonzero).pvalue)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             f"embcompare: error: no finished runs (metrics.json) under {args[0]}", file=sys.stderr
         )
         return 2
-    columns = [c for c in SHOWN if c in table]
+    columns = [c for c in LISTED if c in table]
     print(table[columns].sort_values(columns[:6]).to_string(index=False, float_format="%.4f"))
     return 0
 

@@ -52,7 +52,7 @@ def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
                 "embedding": row["embedding"],
                 "dataset": DATASETS[row["dataset"]],
                 "setup": row["setup"],
-                "repeats": int(row["seeds"]),
+                "repeats": int(row["repeats"]),
                 "ours": ours,
                 "ours_ci95": 100 * np.nan_to_num(row["test_accuracy_ci95"]),
                 "kim": published,

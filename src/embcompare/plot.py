@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 
 SETUP_COLOURS = {
     "rand": "tab:red",
+    "rand_kim": "tab:orange",
     "static": "tab:blue",
     "nonstatic": "tab:green",
     "multichannel": "tab:purple",
@@ -76,7 +77,9 @@ def gap_vs_n(differences: pd.DataFrame, out_dir: Path) -> list[Path]:
     ):
         figure, axis = plt.subplots(figsize=(6, 4))
         for comparison, frame in panel.groupby("comparison"):
-            frame = frame.rename(columns={"mean_difference": "gap", "ci95": "gap_ci95"})
+            frame = frame.assign(
+                gap=frame["mean_difference"], gap_ci95=(frame["ci_high"] - frame["ci_low"]) / 2
+            )
             _band(axis, frame, "gap", comparison, SETUP_COLOURS.get(comparison.split(" ")[0]))
         axis.axhline(0.0, color="black", linewidth=0.8)
         _log_n_axis(
@@ -131,27 +134,19 @@ def drift_vs_n(summary: pd.DataFrame, out_dir: Path, metrics: dict[str, str]) ->
     return paths
 
 
-def sentence_pca(samples: dict[str, dict], out_dir: Path, stem: str, title: str) -> Path | None:
+def sentence_pca(points: pd.DataFrame, out_dir: Path, stem: str, title: str) -> Path:
     """2-D PCA of sentence representations (the layer after the embedding), one panel a setup.
 
-    `samples` maps setup -> {"features": (k, d) array, "labels": (k,), "label_names": [...]}.
+    `points` has one row per sentence: setup, x, y (its PCA coordinates) and label.
     """
-    from sklearn.decomposition import PCA
-
-    if not samples:
-        return None
-    figure, axes = plt.subplots(1, len(samples), figsize=(4 * len(samples), 4), squeeze=False)
-    for axis, (setup, sample) in zip(axes[0], samples.items(), strict=True):
-        points = PCA(n_components=2).fit_transform(sample["features"])
-        for label in np.unique(sample["labels"]):
-            chosen = sample["labels"] == label
-            axis.scatter(
-                points[chosen, 0],
-                points[chosen, 1],
-                s=8,
-                alpha=0.6,
-                label=sample["label_names"][label],
-            )
+    setups = [s for s in SETUP_COLOURS if s in set(points["setup"])] + sorted(
+        set(points["setup"]) - set(SETUP_COLOURS)
+    )
+    figure, axes = plt.subplots(1, len(setups), figsize=(4 * len(setups), 4), squeeze=False)
+    for axis, setup in zip(axes[0], setups, strict=True):
+        frame = points[points["setup"] == setup]
+        for label, chosen in frame.groupby("label", sort=True):
+            axis.scatter(chosen["x"], chosen["y"], s=8, alpha=0.6, label=str(label))
         axis.set_title(setup, fontsize=10)
         axis.set_xticks([])
         axis.set_yticks([])

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
 from embcompare import aggregate, plot
 from embcompare.errors import EmbcompareError
+from embcompare.findings import describe_curve
 
 TASK_METRICS = [
     "test_accuracy",
@@ -30,6 +30,7 @@ TASK_METRICS = [
 ]
 SIMILARITY = {"simlex999_spearman": "SimLex-999", "ws353_spearman": "WS-353"}
 DRIFT = {"drift_seen_cosine": "seen in training", "drift_unseen_cosine": "not seen"}
+SEMANTIC_EXTRA = ["probe_accuracy"]
 PACKAGES = [
     "tensorflow",
     "keras",
@@ -125,82 +126,165 @@ def build(
 ) -> tuple[Path, Path]:
     """Write the tables, figures and report of an experiment; with `claims_from` (the directory
     of pretraining outputs) the report opens with the four claims and their verdicts, with
-    `paper="kim2014"` with our numbers beside Kim (2014)'s."""
+    `paper="kim2014"` with our numbers beside Kim (2014)'s.
+
+    Runs come from `results/<name>/runs/` when it holds finished runs, else from the committed
+    `results/<name>/runs.parquet`, so a fresh clone rebuilds the report without rerunning."""
     out_dir = Path(results_dir) / name
     runs_dir = out_dir / "runs"
-    runs = aggregate.collect_runs(runs_dir)
-    if runs.empty:
-        raise EmbcompareError(
-            f"no finished runs under {runs_dir}: run `embcompare run experiment={name} -m` first"
-        )
-    failures = aggregate.collect_failures(runs_dir)
-    metrics = TASK_METRICS + list(SIMILARITY) + list(DRIFT) + ["probe_accuracy"]
+    runs, from_runs = load_runs(out_dir, name)
+    failures = (
+        aggregate.collect_failures(runs_dir)
+        if from_runs
+        else _committed_table(out_dir, "failed_runs")
+    )
+    metrics = TASK_METRICS + list(SIMILARITY) + list(DRIFT) + SEMANTIC_EXTRA
     summary = aggregate.summarize(runs, metrics)
     differences = aggregate.paired_differences(runs)
-    _write_tables(out_dir, runs, summary, differences, failures)
+    pretraining = _pretraining(out_dir, claims_from) if claims_from is not None else None
+    _write_tables(out_dir, runs, summary, differences, failures, pretraining)
 
     report = Report(f"embcompare report: {name}")
+    report.paragraph(_source_line(runs, from_runs, out_dir, aggregate.repeat_unit(runs)))
     if claims_from is not None:
-        _claims_section(report, runs, differences, claims_from)
+        _claims_section(report, runs, differences, pretraining)
     if paper is not None:
-        _paper_section(report, paper, runs, summary, runs_dir, out_dir)
-    _what_was_run(report, runs, runs_dir)
+        _paper_section(report, paper, runs, summary, runs_dir if from_runs else None, out_dir)
     _findings(report, summary, differences)
     _accuracy_section(report, summary, differences, out_dir)
     _semantic_section(report, summary, runs, out_dir)
-    _sentence_section(report, runs, runs_dir, out_dir)
+    _sentence_section(report, runs, runs_dir if from_runs else None, out_dir)
+    _what_was_run(report, runs)
     _failures_section(report, failures)
     return report.write(out_dir)
 
 
-def _write_tables(out_dir, runs, summary, differences, failures) -> None:
+def load_runs(out_dir: Path, name: str) -> tuple[pd.DataFrame, bool]:
+    """(runs, whether they came from run directories); the committed table otherwise."""
+    runs = aggregate.collect_runs(out_dir / "runs")
+    if not runs.empty:
+        return runs, True
+    committed = out_dir / "runs.parquet"
+    if committed.is_file():
+        runs = pd.read_parquet(committed)
+        runs["n"] = runs["n"].astype(str)
+        return runs, False
+    raise EmbcompareError(
+        f"no finished runs under {out_dir / 'runs'} and no committed {committed}: run "
+        f"`embcompare run -m experiment={name}` first"
+    )
+
+
+def _committed_table(out_dir: Path, stem: str) -> pd.DataFrame:
+    path = out_dir / f"{stem}.csv"
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def _source_line(runs: pd.DataFrame, from_runs: bool, out_dir: Path, unit: str) -> str:
+    where = (
+        f"{len(runs)} finished runs in {out_dir / 'runs'}"
+        if from_runs
+        else f"the committed runs.parquet ({len(runs)} runs); run directories were not at hand"
+    )
+    return (
+        f"Built from {where}. Means carry a 95% CI over {unit}; a verdict holds only when its CI "
+        "lies on the claimed side of its threshold."
+    )
+
+
+def _pretraining(out_dir: Path, pretrained_dir: Path) -> pd.DataFrame:
+    """The pretraining runs claim (d) reads: from their outputs when present, else the table
+    a previous build committed."""
+    from embcompare import claims
+
+    table = claims.pretraining_table(pretrained_dir)
+    if table.empty:
+        table = _committed_table(out_dir, "pretraining")
+    return table
+
+
+def _write_tables(out_dir, runs, summary, differences, failures, pretraining) -> None:
     tables = {"runs": runs, "summary": summary, "differences": differences, "failed_runs": failures}
+    if pretraining is not None and not pretraining.empty:
+        tables["pretraining"] = pretraining
     for stem, frame in tables.items():
-        staging = out_dir / f".{stem}.csv.tmp"
-        frame.to_csv(staging, index=False)
-        os.replace(staging, out_dir / f"{stem}.csv")
-    runs.to_parquet(out_dir / "runs.parquet", index=False)
+        _write_atomic(out_dir / f"{stem}.csv", frame.to_csv(index=False))
+    staging = out_dir / ".runs.parquet.tmp"
+    runs.to_parquet(staging, index=False)
+    os.replace(staging, out_dir / "runs.parquet")
 
 
-def _what_was_run(report: Report, runs: pd.DataFrame, runs_dir: Path) -> None:
+def _what_was_run(report: Report, runs: pd.DataFrame) -> None:
+    """Provenance from the config record of the runs (cfg.* columns), so it needs no run dirs."""
     report.heading("What was run")
-    first_config = OmegaConf.load(runs_dir / runs["run_dir"].iloc[0] / ".hydra" / "config.yaml")
     swept = {
-        c: sorted(runs[c].astype(str).unique())
+        c: sorted(runs[c].astype(str).unique(), key=_natural)
         for c in ["dataset", "model", "setup", "n", "seed", "embedding"]
     }
-    vectors = {
-        name: OmegaConf.load(runs_dir / frame["run_dir"].iloc[0] / ".hydra" / "config.yaml")
-        for name, frame in runs.groupby("embedding")
-    }
-    train = first_config.train
-    stopping = (
-        f"the weights of the best dev epoch kept, no early stop (patience {train.patience})"
-        if int(train.patience) >= int(train.epochs)
-        else f"early stopping on dev accuracy (patience {train.patience})"
+    dims = runs.groupby("embedding")["embedding_dim"].first()
+    lines = [f"{key}: {', '.join(values)}" for key, values in swept.items()]
+    lines.append(
+        f"{len(runs)} finished runs; vectors: "
+        + ", ".join(f"{name} ({int(dim)}-d)" for name, dim in dims.items())
     )
-    report.bullets(
-        [f"{key}: {', '.join(values)}" for key, values in swept.items()]
-        + [
-            f"{len(runs)} finished runs; vectors: "
-            + ", ".join(f"{name} ({cfg.embedding.get('dim')}-d)" for name, cfg in vectors.items()),
-            f"optimizer: {OmegaConf.to_container(train.optimizer)}; batch {train.batch_size}, up "
-            f"to {train.epochs} epochs, {stopping}; at least {train.min_steps} steps",
-        ]
-    )
-    report.paragraph("Data files (sha256 checked on every run):")
-    report.bullets([f"{e['path']}: {e['sha256']}" for e in _data_files(runs, runs_dir)])
+    train = _config_values(runs, "cfg.train.")
+    if train:
+        optimizer = ", ".join(f"{k.removeprefix('optimizer.')} {v}" for k, v in train.items()
+                              if k.startswith("optimizer."))  # fmt: skip
+        epochs, patience = int(train.get("epochs", 0)), int(train.get("patience", 0))
+        stopping = (
+            "the weights of the best dev epoch kept, no early stop"
+            if patience >= epochs
+            else f"early stopping on dev accuracy (patience {patience})"
+        )
+        lines.append(
+            f"optimizer: {optimizer}; batch {train.get('batch_size')}, up to {epochs} epochs, "
+            f"{stopping}; at least {train.get('min_steps')} steps"
+        )
+    report.bullets(lines)
+    files = _data_files(runs)
+    if files:
+        report.paragraph("Data files (sha256 checked on every run):")
+        report.bullets(files)
+    _environment(report, runs)
+
+
+def _natural(value: str):
+    return (0, int(value), "") if value.lstrip("-").isdigit() else (1, 0, value)
+
+
+def _config_values(runs: pd.DataFrame, prefix: str) -> dict[str, str]:
+    """Config values under `prefix` that every run shares, decoded from their JSON text."""
+    values = {}
+    for column in (c for c in runs.columns if c.startswith(prefix)):
+        distinct = runs[column].dropna().unique()
+        if len(distinct) == 1:
+            values[column.removeprefix(prefix)] = aggregate._plain(distinct[0])
+    return values
+
+
+def _data_files(runs: pd.DataFrame) -> list[str]:
+    entries = {}
+    for column in (c for c in runs.columns if c.startswith("cfg.dataset.files.")):
+        if column.endswith(".path"):
+            stem = column.removesuffix(".path")
+            for path, sha in runs[[column, f"{stem}.sha256"]].dropna().drop_duplicates().to_numpy():
+                entries[aggregate._plain(path)] = aggregate._plain(sha)
+    return [f"{path}: {sha}" for path, sha in sorted(entries.items())]
+
+
+def _environment(report: Report, runs: pd.DataFrame) -> None:
     versions = []
     for package in PACKAGES:
         try:
             versions.append(f"{package} {importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:
             continue
-    report.paragraph("Packages: " + ", ".join(versions) + ".")
+    report.paragraph("Packages at report time: " + ", ".join(versions) + ".")
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     report.paragraph(
-        f"Hardware: {platform.machine()}, {os.cpu_count()} CPU cores, {memory:.0f} GiB memory, "
-        f"{platform.platform()}; Python {platform.python_version()}."
+        f"Report built on: {platform.machine()}, {os.cpu_count()} CPU cores, {memory:.0f} GiB "
+        f"memory, {platform.platform()}; Python {platform.python_version()}."
     )
     stages = [c for c in runs.columns if c.startswith("seconds_")]
     timing = {c.removeprefix("seconds_"): runs[c].sum() for c in stages} or {
@@ -214,61 +298,51 @@ def _what_was_run(report: Report, runs: pd.DataFrame, runs_dir: Path) -> None:
     )
 
 
-def _data_files(runs: pd.DataFrame, runs_dir: Path) -> list[dict]:
-    entries = {}
-    for run_dir in runs.drop_duplicates("dataset")["run_dir"]:
-        config = OmegaConf.load(runs_dir / run_dir / ".hydra" / "config.yaml")
-        for entry in config.dataset.files.values():
-            if entry.get("split", "all") != "none":
-                entries[entry.path] = {"path": entry.path, "sha256": entry.sha256}
-    return list(entries.values())
-
-
 def _findings(report: Report, summary: pd.DataFrame, differences: pd.DataFrame) -> None:
     report.heading("Findings")
+    report.bullets(finding_lines(summary, differences) or ["Too few setups for comparisons."])
+
+
+def finding_lines(summary: pd.DataFrame, differences: pd.DataFrame) -> list[str]:
+    """Each paired gap's shape along n, then the similarity of each setup at its largest n."""
     lines = []
     several = summary["embedding"].nunique() > 1
-    for (dataset, embedding, model, comparison), frame in differences.groupby(
-        ["dataset", "embedding", "model", "comparison"]
-    ):
-        frame = frame.sort_values("n_train")
-        low, high = frame.iloc[0], frame.iloc[-1]
-        line = (
-            f"{_label(dataset, model, embedding, several)}: {comparison} = {_points(low)} at "
-            f"n={low['n']} "
-            f"(paired t-test p={_p(low['t_test_p'])})"
-        )
-        if len(frame) > 1:
-            line += f"; {_points(high)} at n={high['n']} (p={_p(high['t_test_p'])})"
-        lines.append(line + ".")
-    for metric, label in SIMILARITY.items():
+    keys = ["dataset", "embedding", "model", "variant", "comparison"]
+    for (dataset, embedding, model, variant, comparison), curve in differences.groupby(keys):
+        label = _label(dataset, model, embedding, several, variant)
+        lines.append(f"{label}: {comparison} in test accuracy: {describe_curve(curve)}")
+    for metric, name in SIMILARITY.items():
         if metric not in summary:
             continue
         largest = (
             summary.sort_values("n_train")
-            .groupby(["dataset", "embedding", "model", "setup"])
+            .groupby(["dataset", "embedding", "model", "variant", "setup"])
             .last()
         )
-        for (dataset, embedding, model, setup), row in largest.iterrows():
-            lines.append(
-                f"{_label(dataset, model, embedding, several)}, {setup} at n={row['n']}: "
-                f"{label} Spearman "
-                f"{row[metric]:.3f} ± {np.nan_to_num(row[f'{metric}_ci95']):.3f}."
-            )
-    report.bullets(lines or ["Too few setups or seeds for paired comparisons."])
+        for (dataset, embedding, model, variant, setup), row in largest.iterrows():
+            if np.isfinite(row[metric]):
+                lines.append(
+                    f"{_label(dataset, model, embedding, several, variant)}, {setup} at "
+                    f"n={row['n']}: {name} Spearman {_mean_ci(row, metric)}."
+                )
+    return lines
 
 
-def _label(dataset: str, model: str, embedding: str, several: bool) -> str:
+def _mean_ci(row, metric: str, digits: int = 3) -> str:
+    """'0.412 ± 0.020 (5 seeds)', '0.412 (1 seed)', or with 'of 5' when fewer gave a value."""
+    used = int(row.get(f"{metric}_repeats", row["repeats"]))
+    counted = f"{used} of {int(row['repeats'])}" if used < row["repeats"] else str(used)
+    unit = "seed" if used == 1 else "seeds"
+    half = row.get(f"{metric}_ci95", np.nan)
+    if used < 2 or not np.isfinite(half):
+        return f"{row[metric]:.{digits}f} ({counted} {unit})"
+    return f"{row[metric]:.{digits}f} ± {half:.{digits}f} ({counted} {unit})"
+
+
+def _label(dataset: str, model: str, embedding: str, several: bool, variant: str = "") -> str:
     """'mr (cnn)', naming the vectors too when the sweep used more than one."""
-    return f"{dataset} ({model}, {embedding})" if several else f"{dataset} ({model})"
-
-
-def _points(row) -> str:
-    return f"{100 * row['mean_difference']:+.1f} ± {100 * np.nan_to_num(row['ci95']):.1f} points"
-
-
-def _p(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.3g}"
+    label = f"{dataset} ({model}, {embedding})" if several else f"{dataset} ({model})"
+    return f"{label} [{variant}]" if variant else label
 
 
 def _accuracy_section(report, summary, differences, out_dir: Path) -> None:
@@ -280,32 +354,30 @@ def _accuracy_section(report, summary, differences, out_dir: Path) -> None:
             png, "Test accuracy vs training-set size, mean and 95% CI over seeds", out_dir
         )
     for png in plot.gap_vs_n(differences, figures) if curves else []:
-        report.figure(png, "Accuracy difference to rand, paired by seed", out_dir)
-    columns = [
-        "dataset",
-        "embedding",
-        "model",
-        "setup",
-        "n",
-        "n_train",
-        "seeds",
-        "test_accuracy",
-        "test_accuracy_ci95",
-        "test_macro_f1",
-        "epochs",
-        "train_seconds",
-    ]
-    report.table(summary[[c for c in columns if c in summary]])
+        report.figure(png, "Accuracy difference to the random baselines, paired by seed", out_dir)
+    table = summary.copy()
+    table["test accuracy"] = [_mean_ci(row, "test_accuracy") for _, row in table.iterrows()]
+    columns = ["dataset", "embedding", "model", "variant", "setup", "n", "n_train",
+               "test accuracy", "test_macro_f1", "epochs", "train_seconds"]  # fmt: skip
+    report.table(_drop_constant(table[[c for c in columns if c in table]]))
     report.heading("Paired comparisons", 3)
     report.paragraph(
-        "Each setup minus rand on the same seed (same training sample and split); "
-        "two-sided paired t-test and Wilcoxon signed-rank test over seeds."
+        "Each setup minus a random baseline on the same repeat (same training sample and "
+        "split): mean difference, its 95% t-interval, and the two-sided paired t-test. The "
+        "Wilcoxon signed-rank p-value is shown only with 6 or more pairs: with 5 its smallest "
+        f"possible value is {aggregate.smallest_wilcoxon_p(5):.4f}, so it cannot reach 0.05."
     )
-    report.table(differences)
+    report.table(_drop_constant(differences))
+
+
+def _drop_constant(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns with one value in every row say nothing a table row needs (kept: n, setup)."""
+    kept = {"setup", "n", "comparison"}
+    return frame[[c for c in frame.columns if c in kept or frame[c].nunique(dropna=False) > 1]]
 
 
 def _semantic_section(report, summary, runs, out_dir: Path) -> None:
-    present = [m for m in list(SIMILARITY) + list(DRIFT) + ["probe_accuracy"] if m in summary]
+    present = [m for m in list(SIMILARITY) + list(DRIFT) + SEMANTIC_EXTRA if m in summary]
     if not present:
         return
     report.heading("What the embeddings hold")
@@ -317,52 +389,111 @@ def _semantic_section(report, summary, runs, out_dir: Path) -> None:
         report.figure(png, "Word-similarity Spearman of the learned matrix vs n", out_dir)
     for png in plot.drift_vs_n(summary, figures, DRIFT) if curves else []:
         report.figure(png, "Mean cosine between pretrained and fine-tuned vectors", out_dir)
-    columns = ["dataset", "embedding", "model", "setup", "n"] + present
-    report.table(summary[columns])
+    table = summary[["dataset", "embedding", "model", "variant", "setup", "n"]].copy()
+    for metric in present:
+        table[metric] = [
+            _mean_ci(row, metric) if np.isfinite(row[metric]) else ""
+            for _, row in summary.iterrows()
+        ]
+    report.table(_drop_constant(table))
 
 
-def _sentence_section(report, runs, runs_dir: Path, out_dir: Path) -> None:
-    largest = runs[runs["n"] == "all"] if (runs["n"] == "all").any() else runs
+def _sentence_section(report, runs, runs_dir: Path | None, out_dir: Path) -> None:
+    """PCA of sentence representations: computed from the runs' sentences.npz and saved as
+    sentence_pca.parquet, or redrawn from that committed table when the runs are not here."""
+    points = (
+        sentence_points(runs, runs_dir)
+        if runs_dir is not None
+        else _committed_points(out_dir / "sentence_pca.parquet")
+    )
+    if points is None:
+        _kept_sentence_figures(report, out_dir)
+        return
+    if runs_dir is not None and not points.empty:
+        staging = out_dir / ".sentence_pca.parquet.tmp"
+        points.to_parquet(staging, index=False)
+        os.replace(staging, out_dir / "sentence_pca.parquet")
     several = runs["embedding"].nunique() > 1
-    for (dataset, embedding, model), frame in largest.groupby(["dataset", "embedding", "model"]):
-        samples = {}
-        for setup, rows in frame.sort_values("seed").groupby("setup"):
-            path = runs_dir / rows["run_dir"].iloc[0] / "sentences.npz"
-            if path.is_file():
-                saved = np.load(path)
-                samples[setup] = {
-                    "features": saved["features"],
-                    "labels": saved["labels"],
-                    "label_names": list(saved["label_names"]),
-                }
+    for (dataset, embedding, model), frame in points.groupby(["dataset", "embedding", "model"]):
         label = _label(dataset, model, embedding, several)
         stem = f"sentences_pca_{dataset}_{model}" + (f"_{embedding}" if several else "")
-        png = plot.sentence_pca(
-            samples,
-            out_dir / "figures",
-            stem,
-            f"{label}: test sentences as the classifier sees them, PCA",
-        )
-        if png is not None:
-            report.heading(f"Sentence representations: {label}", 3)
-            report.figure(png, "2-D PCA of sentence representations per setup", out_dir)
+        title = f"{label}: test sentences as the classifier sees them, PCA"
+        png = plot.sentence_pca(frame, out_dir / "figures", stem, title)
+        report.heading(f"Sentence representations: {label}", 3)
+        report.figure(png, "2-D PCA of sentence representations per setup", out_dir)
 
 
-def _claims_section(report, runs, differences, pretrained_dir: Path) -> None:
+def sentence_points(runs: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:
+    """2-D PCA coordinates of the saved test sentences of the first seed per setup, at the
+    largest n: one row per sentence, with its label name."""
+    from sklearn.decomposition import PCA
+
+    largest = runs[runs["n"] == "all"] if (runs["n"] == "all").any() else runs
+    frames = []
+    for (dataset, embedding, model, setup), rows in largest.groupby(
+        ["dataset", "embedding", "model", "setup"]
+    ):
+        path = runs_dir / rows.sort_values("seed")["run_dir"].iloc[0] / "sentences.npz"
+        if not path.is_file():
+            continue
+        saved = np.load(path)
+        xy = PCA(n_components=2).fit_transform(saved["features"])
+        names = np.asarray(saved["label_names"])
+        frames.append(pd.DataFrame({
+            "dataset": dataset, "embedding": embedding, "model": model, "setup": setup,
+            "x": xy[:, 0], "y": xy[:, 1], "label": names[saved["labels"]],
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _committed_points(path: Path) -> pd.DataFrame | None:
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def _kept_sentence_figures(report: Report, out_dir: Path) -> None:
+    """Runs and their PCA table are both missing: show the figures of the last full build."""
+    kept = sorted((out_dir / "figures").glob("sentences_pca_*.png"))
+    if not kept:
+        return
+    report.heading("Sentence representations", 3)
+    report.paragraph(
+        "These figures were drawn at the last build from the run directories, which this "
+        "rebuild did not have (nor sentence_pca.parquet); they are shown as drawn then."
+    )
+    for png in kept:
+        report.figure(png, png.stem.removeprefix("sentences_pca_"), out_dir)
+
+
+def _claims_section(report, runs, differences, pretraining) -> None:
     from embcompare import claims
 
     report.heading("The four claims, measured")
-    for verdict in (
-        claims.task_not_meaning(runs),
-        claims.pretrained_helps_when_small(runs, differences),
-        claims.one_hot_equivalence(),
-        claims.keras_word2vec(pretrained_dir),
-    ):
-        report.heading(f"{verdict.claim}: {verdict.label}", 3)
-        report.bullets(verdict.evidence)
+    report.paragraph(
+        "Each verdict comes from 95% confidence intervals: a test holds when its interval lies "
+        "wholly on the claimed side of its threshold, fails when it lies wholly on the other "
+        "side, and is inconclusive otherwise. A claim holds when all its tests hold and does "
+        "not hold when any fails."
+    )
+    for label, rows in claims.contexts(aggregate.with_variants(runs)):
+        paired = differences[
+            (differences["dataset"] == rows["dataset"].iloc[0])
+            & (differences["embedding"] == rows["embedding"].iloc[0])
+            & (differences["model"] == rows["model"].iloc[0])
+            & (differences["variant"] == rows["pairing_variant"].iloc[0])
+        ]
+        for verdict in (claims.task_not_meaning(rows),
+                        claims.pretrained_helps_when_small(rows, paired)):  # fmt: skip
+            _verdict(report, verdict, f" on {label}")
+    _verdict(report, claims.one_hot_equivalence(claims.one_hot_gaps()), "")
+    _verdict(report, claims.keras_word2vec(pretraining), "")
 
 
-def _paper_section(report, paper: str, runs, summary, runs_dir: Path, out_dir: Path) -> None:
+def _verdict(report: Report, verdict, where: str) -> None:
+    report.heading(f"{verdict.claim}{where}: {verdict.label}", 3)
+    report.bullets([check.sentence() for check in verdict.checks] + verdict.notes)
+
+
+def _paper_section(report, paper: str, runs, summary, runs_dir: Path | None, out_dir) -> None:
     from embcompare import paper as published
 
     if paper != "kim2014":
@@ -384,8 +515,13 @@ def _paper_section(report, paper: str, runs, summary, runs_dir: Path, out_dir: P
         report.figure(next(figures), f"{embedding}: ours vs {published.PAPER}", out_dir)
     report.heading("Does rand < static <= nonstatic hold?", 3)
     report.bullets(published.ordering_findings(compared))
-    neighbours = published.neighbour_table(runs, runs_dir)
+    neighbours = (
+        published.neighbour_table(runs, runs_dir)
+        if runs_dir is not None
+        else _committed_table(out_dir, "neighbours")
+    )
     if not neighbours.empty:
+        _write_atomic(out_dir / "neighbours.csv", neighbours.to_csv(index=False))
         report.heading("Table 3 counterpart: neighbours on SST-2, static vs nonstatic", 3)
         report.paragraph(
             "Five nearest neighbours (cosine) of 'good' and 'bad' in the learned embedding of "

@@ -33,16 +33,41 @@ CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 _NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper")
 
 
-def run_key(*, _root_: DictConfig) -> str:
-    """A readable, content-addressed directory name: same resolved config, same directory.
+def keyed_config(cfg: DictConfig) -> dict:
+    """The resolved config that decides what a run computes: the run key's content.
 
     `paths` values resolve to placeholders here, so a setting that points into the data dir
     (`${paths.cache_dir}/pretrained/...`) keys the same wherever the data lives.
     """
-    kept = OmegaConf.masked_copy(_root_, [k for k in _root_ if k not in _NOT_IN_RUN_KEY])
-    kept.paths = {name: f"<paths.{name}>" for name in _root_.get("paths", {})}
+    kept = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in _NOT_IN_RUN_KEY])
+    kept.paths = {name: f"<paths.{name}>" for name in cfg.get("paths", {})}
     resolved = OmegaConf.to_container(kept, resolve=True)
     resolved.pop("paths")
+    return resolved
+
+
+def config_record(cfg: DictConfig) -> dict[str, str]:
+    """The keyed config flattened to `cfg.<dotted key>` -> JSON text, one column per value, so
+    aggregation can group runs by their whole config and name the values that differ."""
+    flat: dict[str, str] = {}
+
+    def walk(value, prefix: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{prefix}.{key}")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{prefix}.{index}")
+        else:
+            flat[prefix] = json.dumps(value)
+
+    walk(keyed_config(cfg), "cfg")
+    return flat
+
+
+def run_key(*, _root_: DictConfig) -> str:
+    """A readable, content-addressed directory name: same resolved config, same directory."""
+    resolved = keyed_config(_root_)
     digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
     setup, dataset = resolved["setup"]["name"], resolved["dataset"]["name"]
     return f"{dataset}-{setup}-n{resolved['train']['n']}-s{resolved['seed']}-{digest}"
@@ -152,6 +177,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         "embedding_dim": source.dim,
         **embeddings.coverage(train_tokens, source).as_dict(),
         **semantic_scores,
+        **config_record(cfg),
     }
     write_json_atomic(output_dir / "metrics.json", metrics)
     return metrics

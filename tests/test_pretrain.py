@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from embcompare import pretrain
-from embcompare.embeddings import load_pretrained
+from embcompare.config import compose
 from embcompare.errors import EmbcompareError
-from embcompare.run import CONF_DIR
+from embcompare.vectors.pretrained import load_pretrained
+from embcompare.vectors.pretraining import engines as pretrain
 
 from conftest import last_error_line, run_cli
 
@@ -152,13 +151,12 @@ def test_embedding_configs_point_where_pretrain_writes():
         "sgns-keras-imdb-300d": ["method=keras_sgns"],
         "cbow-keras-imdb-300d": ["method=keras_cbow"],
     }
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        for embedding, method in pairs.items():
-            run_cfg = compose(config_name="config", overrides=[f"embedding={embedding}"])
-            cfg = compose(config_name="pretrain", overrides=[*method, "corpus=imdb_unsup"])
-            written = pretrain.output_dir(cfg, pretrain.settings_from(cfg))
-            assert written == pretrain.Path(run_cfg.embedding.path).absolute(), embedding
-            assert run_cfg.embedding.dim == cfg.dim
+    for embedding, method in pairs.items():
+        run_cfg = compose("config", [f"embedding={embedding}"])
+        cfg = compose("pretrain", [*method, "corpus=imdb_unsup"])
+        written = pretrain.output_dir(cfg, pretrain.settings_from(cfg))
+        assert written == pretrain.Path(run_cfg.embedding.path).absolute(), embedding
+        assert run_cfg.embedding.dim == cfg.dim
 
 
 # --- examples and batches ------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from embcompare.aggregate import mean_ci
+from embcompare.analysis.aggregate import mean_ci
 
 
 @dataclass

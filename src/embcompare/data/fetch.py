@@ -31,13 +31,13 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
+from embcompare.config import CONF_DIR as DEFAULT_CONF_DIR
 from embcompare.errors import EmbcompareError
 
 GROUPS = ("dataset", "similarity", "corpus")
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60
 SIDECAR_SUFFIX = ".sha256"
-DEFAULT_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 

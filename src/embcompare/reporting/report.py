@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from embcompare import aggregate, plot
+from embcompare.analysis import aggregate
 from embcompare.errors import EmbcompareError
+from embcompare.reporting import plot
 
 TASK_METRICS = [
     "test_accuracy",
@@ -349,7 +350,7 @@ def _sentence_section(report, runs, runs_dir: Path, out_dir: Path) -> None:
 
 
 def _claims_section(report, runs, differences, pretrained_dir: Path) -> None:
-    from embcompare import claims
+    from embcompare.analysis import claims
 
     report.heading("The four claims, measured")
     for verdict in (
@@ -363,7 +364,7 @@ def _claims_section(report, runs, differences, pretrained_dir: Path) -> None:
 
 
 def _paper_section(report, paper: str, runs, summary, runs_dir: Path, out_dir: Path) -> None:
-    from embcompare import paper as published
+    from embcompare.reporting import paper as published
 
     if paper != "kim2014":
         raise EmbcompareError(f"report_paper={paper!r} is unknown; the one known is kim2014")
@@ -408,16 +409,9 @@ def _failures_section(report, failures: pd.DataFrame) -> None:
 
 
 def main(overrides: list[str]) -> int:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
+    from embcompare.config import compose
 
-    from embcompare.run import CONF_DIR
-
-    try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-    except HydraException as error:  # e.g. an unknown experiment name
-        raise EmbcompareError(str(error).splitlines()[0]) from None
+    cfg = compose("config", overrides)  # an unknown experiment name is one error line
     claims_from = Path(cfg.paths.cache_dir) / "pretrained" if cfg.get("report_claims") else None
     md_path, html_path = build(
         cfg.name, Path(cfg.paths.results_dir), claims_from, cfg.get("report_paper")

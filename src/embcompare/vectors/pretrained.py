@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from embcompare.data.text import PAD_ID, UNK_ID, Vocabulary
 from embcompare.errors import EmbcompareError
-from embcompare.text import PAD_ID, UNK_ID, Vocabulary
 
 
 @dataclass

@@ -535,8 +535,9 @@ def gensim_sentences(documents: Sequence[Sequence[str]]) -> list[Sequence[str]]:
 
 def similarity_scores(cfg: DictConfig, words: Sequence[str], vectors: np.ndarray) -> dict:
     """Spearman of cosine against human scores per benchmark; OOV pairs are skipped."""
-    from embcompare import benchmarks, similarity
-    from embcompare.fetch import data_dir_from, ensure_file
+    from embcompare.analysis import similarity
+    from embcompare.analysis import word_benchmarks as benchmarks
+    from embcompare.data.fetch import data_dir_from, ensure_file
 
     data_dir = data_dir_from(cfg.paths.data_dir)
     space = similarity.Space("pretrained", words, vectors, bool(cfg.similarity.lowercase))
@@ -552,7 +553,7 @@ def similarity_scores(cfg: DictConfig, words: Sequence[str], vectors: np.ndarray
 
 
 def format_summary(report: dict) -> str:
-    from embcompare.semantic import similarity_table
+    from embcompare.analysis.semantic import similarity_table
 
     lines = [
         f"{report['settings']['method']} ({report['arch']}) on {report['settings']['corpus']}: "
@@ -569,10 +570,10 @@ def format_summary(report: dict) -> str:
 
 def pretrain(cfg: DictConfig) -> dict:
     """Train (or reuse) the vectors `cfg` describes; return the report written to pretrain.json."""
-    from embcompare.corpus import read_corpus
-    from embcompare.embeddings import write_cache
-    from embcompare.fetch import data_dir_from
-    from embcompare.run import write_json_atomic
+    from embcompare.data.corpus import read_corpus
+    from embcompare.data.fetch import data_dir_from
+    from embcompare.io import write_json_atomic
+    from embcompare.vectors.pretrained import write_cache
 
     settings = settings_from(cfg)
     directory = output_dir(cfg, settings)
@@ -612,19 +613,15 @@ def pretrain(cfg: DictConfig) -> dict:
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from embcompare.run import CONF_DIR
+    from embcompare.config import compose
 
+    cfg = compose("pretrain", overrides)
     try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose(config_name="pretrain", overrides=overrides)
         OmegaConf.resolve(cfg)
-    except (HydraException, OmegaConfBaseException) as error:
-        # Hydra appends the search path after the useful part; one line is enough
-        message = " ".join(str(error).split("Config search path")[0].split())
+    except OmegaConfBaseException as error:
+        message = " ".join(str(error).split())
         raise EmbcompareError(f"bad pretrain arguments {overrides}: {message}") from None
     return cfg
 

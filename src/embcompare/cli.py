@@ -61,9 +61,9 @@ def _report(rest: list[str]) -> int:
 
 
 def _pretrain(rest: list[str]) -> int:
-    from embcompare.vectors.pretraining import engines as pretrain
+    from embcompare.vectors.pretraining import command
 
-    return pretrain.main(rest)
+    return command.main(rest)
 
 
 def _evaluate(rest: list[str]) -> int:

@@ -5,21 +5,27 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Let `write(staging_path)` fill a temporary name beside `path`, then rename it into place:
-    a reader never sees half a file, and a failed write leaves no staging file behind."""
+    """Let `write(staging_path)` fill a temporary name beside `path` (a file, or a directory),
+    then rename it into place: a reader never sees half a file, and a failed write leaves no
+    staging file behind. The name is unique per process and thread, so parallel writers of the
+    same path coexist; the last rename wins (for a directory: the first, later ones fail)."""
     path = Path(path)
     staging = path.with_name(f".{path.name}.tmp{os.getpid()}.{threading.get_ident()}")
     try:
         write(staging)
         os.replace(staging, path)
     finally:
-        staging.unlink(missing_ok=True)
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            staging.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

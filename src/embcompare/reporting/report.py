@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from embcompare.analysis import aggregate
 from embcompare.errors import EmbcompareError
+from embcompare.io import write_text_atomic
 from embcompare.reporting import plot
 
 TASK_METRICS = [
@@ -85,7 +86,7 @@ class Report:
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
         md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-        _write_atomic(md_path, f"# {self.title}\n\n" + "\n".join(self.markdown))
+        write_text_atomic(md_path, f"# {self.title}\n\n" + "\n".join(self.markdown))
         style = (
             "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
             "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;"
@@ -97,7 +98,7 @@ class Report:
             + "\n".join(self.html)
             + "</body></html>\n"
         )
-        _write_atomic(html_path, page)
+        write_text_atomic(html_path, page)
         self._remove_stale_figures(out_dir / "figures")
         return md_path, html_path
 
@@ -113,12 +114,6 @@ def _cell(value) -> str:
     if isinstance(value, float | np.floating):
         return "" if np.isnan(value) else f"{value:.4g}"
     return str(value)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    staging.write_text(text)
-    os.replace(staging, path)
 
 
 def build(
@@ -157,9 +152,7 @@ def build(
 def _write_tables(out_dir, runs, summary, differences, failures) -> None:
     tables = {"runs": runs, "summary": summary, "differences": differences, "failed_runs": failures}
     for stem, frame in tables.items():
-        staging = out_dir / f".{stem}.csv.tmp"
-        frame.to_csv(staging, index=False)
-        os.replace(staging, out_dir / f"{stem}.csv")
+        write_text_atomic(out_dir / f"{stem}.csv", frame.to_csv(index=False))
     runs.to_parquet(out_dir / "runs.parquet", index=False)
 
 
@@ -369,7 +362,7 @@ def _paper_section(report, paper: str, runs, summary, runs_dir: Path, out_dir: P
     if paper != "kim2014":
         raise EmbcompareError(f"report_paper={paper!r} is unknown; the one known is kim2014")
     compared = published.side_by_side(summary)
-    _write_atomic(out_dir / "paper_comparison.csv", compared.to_csv(index=False))
+    write_text_atomic(out_dir / "paper_comparison.csv", compared.to_csv(index=False))
     report.heading(f"Side by side with {published.PAPER}, Table 2")
     report.paragraph(
         f"Test accuracy in %: ours as mean ± 95% CI over repeats (10-fold CV on MR, Subj, CR "

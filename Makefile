@@ -25,7 +25,7 @@ data: setup
 run: data
 	$(BIN)/embcompare run -m dataset=mr embedding=glove-6b-50d model=cnn \
 		setup=rand,static,nonstatic,multichannel train.n=all seed=1 train.progress=false
-	$(BIN)/python -m embcompare.aggregate results/adhoc/runs
+	$(BIN)/python -m embcompare.analysis.aggregate results/adhoc/runs
 
 # The main job: sweep the experiment (EXP=learning_curve by default), then write its report.
 # DATASET=mr narrows the sweep to one dataset: make reproduce EXP=kim2014 DATASET=mr
@@ -40,7 +40,7 @@ report: setup
 # Speed figures from one run (epoch times, padding, vector loading, peak memory), printed and
 # written to results/bench/bench.json; about 2 minutes here. `make bench BENCH_ARGS=--quick`.
 bench: data
-	$(BIN)/python -m embcompare.bench $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 # Word2vec on the 50k unlabelled IMDB reviews: gensim CBOW and skip-gram, and skip-gram trained
 # as two Keras Embedding layers; each prints its word-similarity scores. Cached: reruns are free.

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from embcompare import data
-from embcompare.data import (
+from embcompare.data import datasets as data
+from embcompare.data.datasets import (
     READERS,
     DatasetSpec,
     load_splits,
@@ -16,10 +16,10 @@ from embcompare.data import (
     read_split,
     subsample,
 )
+from embcompare.data.text import tokenize
 from embcompare.errors import EmbcompareError
-from embcompare.text import tokenize
 
-from conftest import CONF, load_conf
+from conftest import load_conf
 
 
 def spec_of(name: str) -> DatasetSpec:
@@ -54,10 +54,9 @@ def test_sst2_given_split_sizes(data_dir, mirror):
 
 
 def compose_dataset(name: str):
-    from hydra import compose, initialize_config_dir
+    from embcompare.config import compose
 
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("config", [f"dataset={name}"]).dataset
+    return compose("config", [f"dataset={name}"]).dataset
 
 
 def test_sst2_phrases_trains_on_the_glue_tsv_beside_label_text_dev_and_test(data_dir, mirror):
@@ -149,7 +148,7 @@ def test_subsample_is_nested_across_n_and_rejects_too_large_n(data_dir, mirror):
 
 def test_empty_dataset_is_an_error(tmp_path):
     (tmp_path / "empty.txt").write_text("")
-    from embcompare.fetch import sha256_of
+    from embcompare.data.fetch import sha256_of
 
     cfg = OmegaConf.create(dict(load_conf("dataset", "mr")))
     cfg.files.all.path = "empty.txt"

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from embcompare.embeddings import (
+from embcompare.data.text import Vocabulary
+from embcompare.errors import EmbcompareError
+from embcompare.vectors.pretrained import (
     PretrainedVectors,
     build_matrix,
     coverage,
@@ -15,8 +17,6 @@ from embcompare.embeddings import (
     load_pretrained,
     uniform_scale,
 )
-from embcompare.errors import EmbcompareError
-from embcompare.text import Vocabulary
 
 from conftest import load_conf
 

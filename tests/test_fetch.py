@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from embcompare import fetch
+from embcompare.data import fetch
 from embcompare.errors import EmbcompareError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -328,11 +328,10 @@ def test_every_config_entry_matches_the_mirror(mirror, conf_entries):
     "path", sorted((CONF_DIR / "dataset").glob("*.yaml")), ids=lambda p: p.stem
 )
 def test_dataset_config_schema(path):
-    from hydra import compose, initialize_config_dir
+    from embcompare.config import compose
 
     # Composed, not loaded raw: a dataset may inherit from another through its defaults list.
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        composed = compose("config", [f"dataset={path.stem}"]).dataset
+    composed = compose("config", [f"dataset={path.stem}"]).dataset
     cfg = OmegaConf.to_container(composed, resolve=False)
     required = {"name", "format", "encoding", "lowercase", "strip_html", "labels", "max_length"}
     assert required | {"files", "split"} <= set(cfg), path

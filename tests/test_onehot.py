@@ -1,8 +1,8 @@
 """Claim (c): an Embedding layer is a bias-free Dense layer on one-hot inputs, its weights
 shared across positions. The test calls the claim's own computation."""
 
-from embcompare import claims
-from embcompare.verdicts import HOLDS
+from embcompare.analysis import claims
+from embcompare.analysis.verdicts import HOLDS
 
 
 def test_embedding_equals_dense_on_one_hot_in_outputs_and_gradients():

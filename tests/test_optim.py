@@ -7,8 +7,10 @@ import pytest
 import tensorflow as tf
 from omegaconf import OmegaConf
 
-from embcompare import model, optim, train
 from embcompare.errors import EmbcompareError
+from embcompare.models import classifier as model
+from embcompare.training import loop as train
+from embcompare.training import optimizers as optim
 
 from conftest import load_conf
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embcompare import paper
 from embcompare.errors import EmbcompareError
+from embcompare.reporting import paper
 
 
 def summary_of(accuracies: dict[tuple[str, str], float], repeats: int = 10) -> pd.DataFrame:
@@ -134,7 +134,7 @@ def test_repeats_line_gives_each_datasets_repeats_in_table_order():
 
 
 def test_findings_name_the_vectors_when_a_sweep_used_several():
-    from embcompare.report import Report, _findings
+    from embcompare.reporting.report import Report, _findings
 
     def difference(embedding, mean):
         return {
@@ -165,7 +165,7 @@ def test_findings_name_the_vectors_when_a_sweep_used_several():
 
 
 def test_report_removes_figures_it_no_longer_shows(tmp_path):
-    from embcompare.report import Report
+    from embcompare.reporting.report import Report
 
     figures = tmp_path / "figures"
     figures.mkdir()

@@ -1,15 +1,29 @@
 """`embcompare pretrain`: word2vec trained in Keras and by gensim, its batches, its cache."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from embcompare import pretrain
-from embcompare.embeddings import load_pretrained
+from embcompare.config import compose
 from embcompare.errors import EmbcompareError
-from embcompare.run import CONF_DIR
+from embcompare.io import prefetch
+from embcompare.vectors.pretrained import load_pretrained
+from embcompare.vectors.pretraining.corpus import (
+    PAD_ID,
+    NoiseSampler,
+    encode_corpus,
+    keep_probabilities,
+)
+from embcompare.vectors.pretraining.engines import train_keras
+from embcompare.vectors.pretraining.objectives import epoch_batches, skipgram_pairs
+from embcompare.vectors.pretraining.settings import (
+    Settings,
+    cached_report,
+    output_dir,
+    settings_from,
+)
 
 from conftest import last_error_line, run_cli
 
@@ -26,7 +40,7 @@ def small_overrides(data_dir, mirror, tmp_path, *extra: str) -> list[str]:
     ]
 
 
-def settings(**changes) -> pretrain.Settings:
+def settings(**changes) -> Settings:
     base = dict(
         method="keras_sgns",
         corpus="synthetic",
@@ -43,7 +57,7 @@ def settings(**changes) -> pretrain.Settings:
         seed=0,
         max_tokens=None,
     )
-    return pretrain.Settings(**{**base, **changes})
+    return Settings(**{**base, **changes})
 
 
 def two_group_corpus(documents: int = 400, length: int = 20, seed: int = 0) -> list[list[str]]:
@@ -117,7 +131,7 @@ def test_gensim_by_default_gives_the_same_vectors_in_every_process(data_dir, mir
 
 
 def test_a_cache_from_before_a_setting_existed_counts_it_as_none(tmp_path):
-    def cache_without_workers(name: str, current: pretrain.Settings):
+    def cache_without_workers(name: str, current: Settings):
         directory = tmp_path / name
         directory.mkdir()
         old = {k: v for k, v in current.as_dict().items() if k != "workers"}
@@ -125,10 +139,10 @@ def test_a_cache_from_before_a_setting_existed_counts_it_as_none(tmp_path):
         return directory
 
     keras = settings()
-    assert pretrain.cached_report(cache_without_workers("keras", keras), keras, False)
+    assert cached_report(cache_without_workers("keras", keras), keras, False)
     gensim = settings(method="gensim", batch_size=None, workers=1)
     with pytest.raises(EmbcompareError, match="workers: None there, 1 now"):
-        pretrain.cached_report(cache_without_workers("gensim", gensim), gensim, False)
+        cached_report(cache_without_workers("gensim", gensim), gensim, False)
 
 
 @pytest.mark.parametrize(
@@ -152,13 +166,12 @@ def test_embedding_configs_point_where_pretrain_writes():
         "sgns-keras-imdb-300d": ["method=keras_sgns"],
         "cbow-keras-imdb-300d": ["method=keras_cbow"],
     }
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        for embedding, method in pairs.items():
-            run_cfg = compose(config_name="config", overrides=[f"embedding={embedding}"])
-            cfg = compose(config_name="pretrain", overrides=[*method, "corpus=imdb_unsup"])
-            written = pretrain.output_dir(cfg, pretrain.settings_from(cfg))
-            assert written == pretrain.Path(run_cfg.embedding.path).absolute(), embedding
-            assert run_cfg.embedding.dim == cfg.dim
+    for embedding, method in pairs.items():
+        run_cfg = compose("config", [f"embedding={embedding}"])
+        cfg = compose("pretrain", [*method, "corpus=imdb_unsup"])
+        written = output_dir(cfg, settings_from(cfg))
+        assert written == Path(run_cfg.embedding.path).absolute(), embedding
+        assert run_cfg.embedding.dim == cfg.dim
 
 
 # --- examples and batches ------------------------------------------------------------------
@@ -167,7 +180,7 @@ def test_embedding_configs_point_where_pretrain_writes():
 def test_skipgram_pairs_stay_in_their_window_and_document():
     positions = np.arange(1, 301, dtype=np.int32)  # id = position, so pairs reveal distances
     documents = np.repeat(np.arange(3, dtype=np.int32), 100)
-    targets, contexts = pretrain.skipgram_pairs(positions, documents, 4, np.random.default_rng(0))
+    targets, contexts = skipgram_pairs(positions, documents, 4, np.random.default_rng(0))
     distance = np.abs(targets - contexts)
     assert distance.min() >= 1 and distance.max() <= 4
     assert (documents[targets - 1] == documents[contexts - 1]).all()
@@ -177,20 +190,20 @@ def test_skipgram_pairs_stay_in_their_window_and_document():
 
 
 def test_sgns_and_cbow_batches_have_fixed_shapes_and_never_sample_padding():
-    corpus = pretrain.encode_corpus(two_group_corpus(documents=30, length=7), min_count=1)
+    corpus = encode_corpus(two_group_corpus(documents=30, length=7), min_count=1)
     for sg, input_shape in ((1, (64,)), (0, (64, 4))):
-        batches = list(pretrain.epoch_batches(corpus, settings(sg=sg), np.random.default_rng(0)))
+        batches = list(epoch_batches(corpus, settings(sg=sg), np.random.default_rng(0)))
         assert batches and batches[-1][1] == pytest.approx(1.0)
         for batch, _ in batches:
             assert batch.inputs.shape == input_shape
             assert batch.candidates.shape == batch.weights.shape == (64, 4)
             negatives, positive = batch.candidates[:, 1:], batch.candidates[:, 0]
-            assert (negatives != pretrain.PAD_ID).all()
+            assert (negatives != PAD_ID).all()
             assert (batch.weights[:, 1:][negatives == positive[:, None]] == 0).all()
             real = batch.weights[:, 0] == 1
-            assert (positive[real] != pretrain.PAD_ID).all()
+            assert (positive[real] != PAD_ID).all()
             used = batch.inputs[real] if sg else batch.inputs[real].max(axis=1)
-            assert (used != pretrain.PAD_ID).all()
+            assert (used != PAD_ID).all()
             assert (batch.weights[~real] == 0).all()  # padding of the last batch counts nothing
         real_total = sum(int(b.weights[:, 0].sum()) for b, _ in batches)
         assert real_total > 64  # more than one batch of real examples
@@ -198,7 +211,7 @@ def test_sgns_and_cbow_batches_have_fixed_shapes_and_never_sample_padding():
 
 def test_noise_follows_counts_to_the_power_three_quarters():
     counts = np.array([1000, 100, 10, 1])
-    drawn = pretrain.NoiseSampler(counts).draw(200_000, np.random.default_rng(0))
+    drawn = NoiseSampler(counts).draw(200_000, np.random.default_rng(0))
     assert drawn.min() >= 1 and drawn.max() <= 4
     expected = counts**0.75 / (counts**0.75).sum()
     observed = np.bincount(drawn, minlength=5)[1:] / len(drawn)
@@ -206,7 +219,7 @@ def test_noise_follows_counts_to_the_power_three_quarters():
 
 
 def test_subsampling_keeps_rare_words_and_thins_frequent_ones():
-    keep = pretrain.keep_probabilities(np.array([900_000, 1_000, 10]), sample=1e-3)
+    keep = keep_probabilities(np.array([900_000, 1_000, 10]), sample=1e-3)
     assert keep[0] == 1.0  # padding row, never looked up
     assert keep[1] < 0.1 and keep[2] == keep[3] == 1.0
 
@@ -216,9 +229,9 @@ def test_subsampling_keeps_rare_words_and_thins_frequent_ones():
 
 @pytest.mark.parametrize("method", ["keras_sgns", "keras_cbow"])
 def test_keras_word2vec_puts_co_occurring_words_together(method):
-    corpus = pretrain.encode_corpus(two_group_corpus(), min_count=1)
+    corpus = encode_corpus(two_group_corpus(), min_count=1)
     sg = int(method == "keras_sgns")
-    trained = pretrain.train_keras(
+    trained = train_keras(
         corpus, settings(method=method, sg=sg, learning_rate=0.05), jit_compile=True
     )
     vectors = trained["vectors"] / np.linalg.norm(trained["vectors"], axis=1, keepdims=True)
@@ -230,11 +243,11 @@ def test_keras_word2vec_puts_co_occurring_words_together(method):
 
 
 def test_prefetch_yields_in_order_and_passes_errors_on():
-    assert list(pretrain.prefetch(iter(range(100)), depth=3)) == list(range(100))
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
 
     def failing():
         yield 1
         raise ValueError("broken batch")
 
     with pytest.raises(ValueError, match="broken batch"):
-        list(pretrain.prefetch(failing(), depth=2))
+        list(prefetch(failing(), depth=2))

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embcompare.fetch import sha256_of
+from embcompare.data.fetch import sha256_of
 
 from conftest import last_error_line, run_cli
 
@@ -165,14 +165,12 @@ def test_unknown_config_option_is_refused_by_hydra(tiny_data):
 
 
 def test_run_key_follows_what_is_computed_not_where_or_how_it_is_reported():
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from embcompare.run import CONF_DIR, run_key
+    from embcompare.config import compose, run_key
 
     def key_of(*overrides: str) -> str:
-        with initialize_config_dir(CONF_DIR, version_base="1.3"):
-            cfg = compose("config", ["experiment=kim2014", *overrides])
+        cfg = compose("config", ["experiment=kim2014", *overrides])
         OmegaConf.set_struct(cfg, False)
         return run_key(_root_=cfg)
 

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from embcompare import benchmarks, run, semantic, similarity
-from embcompare.embeddings import PretrainedVectors, load_pretrained
+from embcompare import run
+from embcompare.analysis import semantic, similarity
+from embcompare.analysis import word_benchmarks as benchmarks
+from embcompare.data.fetch import sha256_of
+from embcompare.data.text import Vocabulary
 from embcompare.errors import EmbcompareError
-from embcompare.fetch import sha256_of
-from embcompare.text import Vocabulary
+from embcompare.vectors.pretrained import PretrainedVectors, load_pretrained
 
 from conftest import CONF, last_error_line, load_conf, run_cli
 

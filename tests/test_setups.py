@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from embcompare import model, train
+from embcompare.models import classifier as model
+from embcompare.training import loop as train
 
 from conftest import load_conf
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from embcompare.text import PAD_ID, UNK_ID, Vocabulary, clean, tokenize
+from embcompare.data.text import PAD_ID, UNK_ID, Vocabulary, clean, tokenize
 
 
 def test_clean_splits_clitics_and_punctuation_like_kim():

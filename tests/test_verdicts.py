@@ -11,9 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embcompare import aggregate, claims, findings, report
+from embcompare.analysis import aggregate, claims, findings
+from embcompare.analysis.verdicts import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    Check,
+    Estimate,
+    Verdict,
+    interval,
+)
 from embcompare.errors import EmbcompareError
-from embcompare.verdicts import FAILS, HOLDS, INCONCLUSIVE, Check, Estimate, Verdict, interval
+from embcompare.reporting import report
 
 REPO = Path(__file__).resolve().parents[1]
 

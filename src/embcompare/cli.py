@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _data(rest: list[str]) -> int:
-    from embcompare import fetch
+    from embcompare.data import fetch
 
     return fetch.main(rest)
 
@@ -55,19 +55,19 @@ def _run(rest: list[str]) -> int:
 
 
 def _report(rest: list[str]) -> int:
-    from embcompare import report
+    from embcompare.reporting import report
 
     return report.main(rest)
 
 
 def _pretrain(rest: list[str]) -> int:
-    from embcompare import pretrain
+    from embcompare.vectors.pretraining import command
 
-    return pretrain.main(rest)
+    return command.main(rest)
 
 
 def _evaluate(rest: list[str]) -> int:
-    from embcompare import semantic
+    from embcompare.analysis import semantic
 
     sys.argv = [f"{sys.argv[0]} evaluate", *rest]
     semantic.main()

@@ -7,10 +7,8 @@ python -m embcompare.run dataset=mr setup=static train.n=500 seed=1
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,72 +17,16 @@ import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from embcompare.config import CONF_DIR, config_record, register_resolvers
 from embcompare.errors import EmbcompareError
+from embcompare.io import write_json_atomic
 
 log = logging.getLogger("embcompare")
 
-# conf/ sits at the repository root, beside src/: the package is installed editable.
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-
-# Settings that say where files live or what the report shows, not what a run computes: they
-# stay out of the run key, so changing them never redoes runs.
-_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper")
-
-
-def keyed_config(cfg: DictConfig) -> dict:
-    """The resolved config that decides what a run computes: the run key's content.
-
-    `paths` values resolve to placeholders here, so a setting that points into the data dir
-    (`${paths.cache_dir}/pretrained/...`) keys the same wherever the data lives.
-    """
-    kept = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in _NOT_IN_RUN_KEY])
-    kept.paths = {name: f"<paths.{name}>" for name in cfg.get("paths", {})}
-    resolved = OmegaConf.to_container(kept, resolve=True)
-    resolved.pop("paths")
-    return resolved
-
-
-def config_record(cfg: DictConfig) -> dict[str, str]:
-    """The keyed config flattened to `cfg.<dotted key>` -> JSON text, one column per value, so
-    aggregation can group runs by their whole config and name the values that differ."""
-    flat: dict[str, str] = {}
-
-    def walk(value, prefix: str) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{prefix}.{key}")
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(item, f"{prefix}.{index}")
-        else:
-            flat[prefix] = json.dumps(value)
-
-    walk(keyed_config(cfg), "cfg")
-    return flat
-
-
-def run_key(*, _root_: DictConfig) -> str:
-    """A readable, content-addressed directory name: same resolved config, same directory."""
-    resolved = keyed_config(_root_)
-    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
-    setup, dataset = resolved["setup"]["name"], resolved["dataset"]["name"]
-    return f"{dataset}-{setup}-n{resolved['train']['n']}-s{resolved['seed']}-{digest}"
-
-
-if not OmegaConf.has_resolver("run_key"):
-    OmegaConf.register_new_resolver("run_key", run_key)
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write to a temporary name, then rename: a reader never sees half a file."""
-    staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        staging.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
+# Launcher workers import only this module before they resolve ${run_key:} in the sweep dir.
+register_resolvers()
 
 
 class Stopwatch:
@@ -102,8 +44,13 @@ class Stopwatch:
 
 def execute(cfg: DictConfig, output_dir: Path) -> dict:
     """Run every stage for one config; write history, embedding rows and, last, metrics.json."""
-    from embcompare import data, embeddings, evaluate, model, text, train
-    from embcompare.fetch import data_dir_from
+    from embcompare.analysis import task_scores as evaluate
+    from embcompare.data import datasets as data
+    from embcompare.data import text
+    from embcompare.data.fetch import data_dir_from
+    from embcompare.models import classifier as model
+    from embcompare.training import loop as train
+    from embcompare.vectors import pretrained as embeddings
 
     clock = Stopwatch()
     cache_dir = Path(cfg.paths.cache_dir).absolute()
@@ -148,7 +95,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     clock.lap("evaluate")
     semantic_scores = {}
     if cfg.semantic.enabled:
-        from embcompare import semantic
+        from embcompare.analysis import semantic
 
         semantic_scores = semantic.evaluate_run(
             cfg, vocab, source, matrices, final, train_tokens, train_split.labels, output_dir
@@ -187,7 +134,9 @@ SENTENCES_SAVED = 400  # test sentences whose representations the report's PCA s
 
 
 def _save_outputs(output_dir, vocab, final, history, classifier, test, cfg) -> None:
-    from embcompare import evaluate, model, train
+    from embcompare.analysis import task_scores as evaluate
+    from embcompare.models import classifier as model
+    from embcompare.training import loop as train
 
     np.savez_compressed(
         output_dir / "embedding.npz",
@@ -214,7 +163,7 @@ def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
     if cfg.vocab.add_eval_words:
         words.update(t for tokens in eval_tokens for t in tokens)
     if cfg.vocab.get("add_benchmark_words", False):
-        from embcompare import benchmarks
+        from embcompare.analysis import word_benchmarks as benchmarks
 
         words.update(benchmarks.benchmark_words(cfg))
     return sorted(w for w in words if source.row_of(w) is not None)
@@ -239,7 +188,7 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> dict | None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     finished = output_dir / "metrics.json"

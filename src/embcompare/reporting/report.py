@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from embcompare import aggregate, plot
+from embcompare.analysis import aggregate
+from embcompare.analysis.findings import describe_curve
 from embcompare.errors import EmbcompareError
-from embcompare.findings import describe_curve
+from embcompare.io import write_atomic, write_text_atomic
+from embcompare.reporting import plot
 
 TASK_METRICS = [
     "test_accuracy",
@@ -85,7 +87,7 @@ class Report:
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
         md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-        _write_atomic(md_path, f"# {self.title}\n\n" + "\n".join(self.markdown))
+        write_text_atomic(md_path, f"# {self.title}\n\n" + "\n".join(self.markdown))
         style = (
             "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
             "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;"
@@ -97,7 +99,7 @@ class Report:
             + "\n".join(self.html)
             + "</body></html>\n"
         )
-        _write_atomic(html_path, page)
+        write_text_atomic(html_path, page)
         self._remove_stale_figures(out_dir / "figures")
         return md_path, html_path
 
@@ -113,12 +115,6 @@ def _cell(value) -> str:
     if isinstance(value, float | np.floating):
         return "" if np.isnan(value) else f"{value:.4g}"
     return str(value)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    staging.write_text(text)
-    os.replace(staging, path)
 
 
 def build(
@@ -195,7 +191,7 @@ def _source_line(runs: pd.DataFrame, from_runs: bool, out_dir: Path, unit: str) 
 def _pretraining(out_dir: Path, pretrained_dir: Path) -> pd.DataFrame:
     """The pretraining runs claim (d) reads: from their outputs when present, else the table
     a previous build committed."""
-    from embcompare import claims
+    from embcompare.analysis import claims
 
     table = claims.pretraining_table(pretrained_dir)
     if table.empty:
@@ -208,10 +204,8 @@ def _write_tables(out_dir, runs, summary, differences, failures, pretraining) ->
     if pretraining is not None and not pretraining.empty:
         tables["pretraining"] = pretraining
     for stem, frame in tables.items():
-        _write_atomic(out_dir / f"{stem}.csv", frame.to_csv(index=False))
-    staging = out_dir / ".runs.parquet.tmp"
-    runs.to_parquet(staging, index=False)
-    os.replace(staging, out_dir / "runs.parquet")
+        write_text_atomic(out_dir / f"{stem}.csv", frame.to_csv(index=False))
+    write_atomic(out_dir / "runs.parquet", lambda staging: runs.to_parquet(staging, index=False))
 
 
 def _what_was_run(report: Report, runs: pd.DataFrame) -> None:
@@ -410,9 +404,10 @@ def _sentence_section(report, runs, runs_dir: Path | None, out_dir: Path) -> Non
         _kept_sentence_figures(report, out_dir)
         return
     if runs_dir is not None and not points.empty:
-        staging = out_dir / ".sentence_pca.parquet.tmp"
-        points.to_parquet(staging, index=False)
-        os.replace(staging, out_dir / "sentence_pca.parquet")
+        write_atomic(
+            out_dir / "sentence_pca.parquet",
+            lambda staging: points.to_parquet(staging, index=False),
+        )
     several = runs["embedding"].nunique() > 1
     for (dataset, embedding, model), frame in points.groupby(["dataset", "embedding", "model"]):
         label = _label(dataset, model, embedding, several)
@@ -465,7 +460,7 @@ def _kept_sentence_figures(report: Report, out_dir: Path) -> None:
 
 
 def _claims_section(report, runs, differences, pretraining) -> None:
-    from embcompare import claims
+    from embcompare.analysis import claims
 
     report.heading("The four claims, measured")
     report.paragraph(
@@ -494,12 +489,12 @@ def _verdict(report: Report, verdict, where: str) -> None:
 
 
 def _paper_section(report, paper: str, runs, summary, runs_dir: Path | None, out_dir) -> None:
-    from embcompare import paper as published
+    from embcompare.reporting import paper as published
 
     if paper != "kim2014":
         raise EmbcompareError(f"report_paper={paper!r} is unknown; the one known is kim2014")
     compared = published.side_by_side(summary)
-    _write_atomic(out_dir / "paper_comparison.csv", compared.to_csv(index=False))
+    write_text_atomic(out_dir / "paper_comparison.csv", compared.to_csv(index=False))
     report.heading(f"Side by side with {published.PAPER}, Table 2")
     report.paragraph(
         f"Test accuracy in %: ours as mean ± 95% CI over repeats (10-fold CV on MR, Subj, CR "
@@ -521,7 +516,7 @@ def _paper_section(report, paper: str, runs, summary, runs_dir: Path | None, out
         else _committed_table(out_dir, "neighbours")
     )
     if not neighbours.empty:
-        _write_atomic(out_dir / "neighbours.csv", neighbours.to_csv(index=False))
+        write_text_atomic(out_dir / "neighbours.csv", neighbours.to_csv(index=False))
         report.heading("Table 3 counterpart: neighbours on SST-2, static vs nonstatic", 3)
         report.paragraph(
             "Five nearest neighbours (cosine) of 'good' and 'bad' in the learned embedding of "
@@ -544,16 +539,9 @@ def _failures_section(report, failures: pd.DataFrame) -> None:
 
 
 def main(overrides: list[str]) -> int:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
+    from embcompare.config import compose
 
-    from embcompare.run import CONF_DIR
-
-    try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-    except HydraException as error:  # e.g. an unknown experiment name
-        raise EmbcompareError(str(error).splitlines()[0]) from None
+    cfg = compose("config", overrides)  # an unknown experiment name is one error line
     claims_from = Path(cfg.paths.cache_dir) / "pretrained" if cfg.get("report_claims") else None
     md_path, html_path = build(
         cfg.name, Path(cfg.paths.results_dir), claims_from, cfg.get("report_paper")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from embcompare.analysis.findings import describe_curve
+from embcompare.analysis.verdicts import Check, Estimate, Verdict, exact, interval
 from embcompare.errors import EmbcompareError
-from embcompare.findings import describe_curve
-from embcompare.verdicts import Check, Estimate, Verdict, exact, interval
 
 CONTEXT = ["dataset", "embedding", "model", "variant"]
 RAND_SETUPS = ("rand", "rand_kim")

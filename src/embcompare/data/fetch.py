@@ -17,7 +17,6 @@ import hashlib
 import http.client
 import os
 import re
-import secrets
 import shutil
 import sys
 import urllib.error
@@ -31,13 +30,14 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
+from embcompare.config import CONF_DIR as DEFAULT_CONF_DIR
 from embcompare.errors import EmbcompareError
+from embcompare.io import write_atomic
 
 GROUPS = ("dataset", "similarity", "corpus")
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60
 SIDECAR_SUFFIX = ".sha256"
-DEFAULT_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -213,13 +213,12 @@ def _url_or_explain(entry: Mapping, relative: PurePosixPath, target: Path) -> st
 
 def _install(target: Path, expected: str, source: str, write: Callable[[BinaryIO], None]) -> None:
     """Write via `write` to a temp file beside `target`; rename it into place if it verifies."""
-    # a unique name in the same directory keeps os.replace atomic and lets parallel fetches coexist
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-    try:
-        handle = open(temp, "xb")  # noqa: SIM115 - closed by the with below
-    except OSError as error:
-        raise _unwritable(target, error) from None
-    try:
+
+    def fill_and_verify(temp: Path) -> None:
+        try:
+            handle = open(temp, "xb")  # noqa: SIM115 - closed by the with below
+        except OSError as error:
+            raise _unwritable(target, error) from None
         with handle:
             write(handle)
         actual = sha256_of(temp)
@@ -228,10 +227,8 @@ def _install(target: Path, expected: str, source: str, write: Callable[[BinaryIO
                 f"{source}: sha256 of the fetched file is {actual}, expected {expected} for "
                 f"{target}; the source changed or the transfer was corrupted, nothing was saved"
             )
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+
+    write_atomic(target, fill_and_verify)
     _remember_digest(target, target.stat(), expected)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from embcompare.data.text import PAD_ID
 from embcompare.errors import EmbcompareError
-from embcompare.text import PAD_ID
 
 # Every model names its sentence representation (the layer right after the embedding stage), so
 # reports can plot what the classifier sees.

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from embcompare.data import numbered_lines, tsv_columns
+from embcompare.data.datasets import numbered_lines, tsv_columns
+from embcompare.data.fetch import ensure_file
+from embcompare.data.text import tokenize
 from embcompare.errors import EmbcompareError
-from embcompare.fetch import ensure_file
-from embcompare.text import tokenize
 
 FORMATS = ("tsv", "lines")
 

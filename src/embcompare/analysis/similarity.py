@@ -46,7 +46,7 @@ from functools import cached_property
 import numpy as np
 from scipy import stats
 
-from embcompare.benchmarks import Analogies, WordPairs
+from embcompare.analysis.word_benchmarks import Analogies, WordPairs
 
 MIN_PAIRS = 3  # a rank correlation of one or two pairs says nothing
 ANALOGY_BATCH = 512  # questions scored per matrix product: 512 x 30k floats is 60 MB

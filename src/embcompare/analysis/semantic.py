@@ -32,9 +32,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from embcompare.benchmarks import benchmark_files, load_benchmarks, read_analogies, read_word_pairs
-from embcompare.errors import EmbcompareError
-from embcompare.similarity import (
+from embcompare.analysis.similarity import (
     Space,
     common_subset_scores,
     nearest_neighbours,
@@ -45,12 +43,18 @@ from embcompare.similarity import (
     score_analogies,
     score_similarity,
 )
-from embcompare.text import UNK_ID
+from embcompare.analysis.word_benchmarks import (
+    benchmark_files,
+    load_benchmarks,
+    read_analogies,
+    read_word_pairs,
+)
+from embcompare.config import CONF_DIR
+from embcompare.data.text import UNK_ID
+from embcompare.errors import EmbcompareError
+from embcompare.io import write_json_atomic
 
 log = logging.getLogger("embcompare")
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
 
 # --- inside a run -------------------------------------------------------------------------
 
@@ -67,8 +71,6 @@ def evaluate_run(
 ) -> dict:
     """Measure the source and every channel; write semantic.json and neighbours.csv beside
     metrics.json and return the headline numbers that go into metrics.json."""
-    from embcompare.run import write_json_atomic
-
     _check_headline(cfg)
     lowercase = bool(cfg.similarity.lowercase)
     words = vocab.words[UNK_ID + 1 :]  # padding and unknown rows are zeros: nothing to measure
@@ -309,7 +311,7 @@ def _has_count_header(path: Path) -> bool:
 
 def evaluate_vectors(cfg: DictConfig) -> dict:
     """Similarity on every benchmark, analogies and probe-word neighbours of one vectors set."""
-    from embcompare.embeddings import load_pretrained
+    from embcompare.vectors.pretrained import load_pretrained
 
     if cfg.vectors is None:
         raise EmbcompareError("vectors=... is required: an embedding config name or a path")
@@ -358,8 +360,6 @@ def format_report(report: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    from embcompare.run import write_json_atomic
-
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         report = evaluate_vectors(cfg)

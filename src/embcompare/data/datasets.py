@@ -31,9 +31,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from embcompare.data.fetch import ensure_file
+from embcompare.data.text import tokenize
 from embcompare.errors import EmbcompareError
-from embcompare.fetch import ensure_file
-from embcompare.text import tokenize
 
 Reader = Callable[[Path, dict, "DatasetSpec"], Iterator[tuple[str, int]]]
 READERS: dict[str, Reader] = {}

@@ -1,4 +1,4 @@
-"""Speed figures from one run, side by side: `make bench` (python -m embcompare.bench [--quick]).
+"""Speed figures from one run, side by side: `make bench` (python benchmarks/bench.py [--quick]).
 
 * Bag-of-embeddings epoch time for static, nonstatic and rand, with the row-sparse optimizer
   (train.optimizer.sparse=true) and with Keras's dense Adam, at 20k x 300 and 100k x 300, on
@@ -36,8 +36,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from embcompare import data, embeddings, model, text, train  # noqa: E402
-from embcompare.fetch import DEFAULT_CONF_DIR, data_dir_from  # noqa: E402
+from embcompare.config import compose  # noqa: E402
+from embcompare.data import datasets as data  # noqa: E402
+from embcompare.data import text  # noqa: E402
+from embcompare.data.fetch import data_dir_from  # noqa: E402
+from embcompare.models import classifier as model  # noqa: E402
+from embcompare.training import loop as train  # noqa: E402
+from embcompare.vectors import pretrained as embeddings  # noqa: E402
 
 BATCH_SIZE = 50
 SENTENCE_LENGTH = 50
@@ -47,10 +52,7 @@ SEED = 1
 
 def conf(group: str, name: str):
     """A group option as the run composes it (an option may extend another via defaults)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(str(DEFAULT_CONF_DIR), version_base="1.3"):
-        return compose("config", [f"{group}={name}"])[group]
+    return compose("config", [f"{group}={name}"])[group]
 
 
 def optimizer_config(sparse: bool):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from embcompare.data import numbered_lines
+from embcompare.data.datasets import numbered_lines
 from embcompare.errors import EmbcompareError
 
 
@@ -95,7 +95,7 @@ def read_analogies(path: Path) -> Analogies:
 
 def benchmark_files(cfg: DictConfig) -> tuple[dict[str, Path], Path]:
     """The similarity files and the analogy file of cfg.similarity, fetched when missing."""
-    from embcompare.fetch import data_dir_from, ensure_file
+    from embcompare.data.fetch import data_dir_from, ensure_file
 
     data_dir, mirror = data_dir_from(cfg.paths.data_dir), cfg.paths.mirror
     pairs = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embcompare.aggregate import mean_ci
+from embcompare.analysis.aggregate import mean_ci
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = (
     "holds",

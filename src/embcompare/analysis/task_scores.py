@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from embcompare.train import Encoded, predict
+from embcompare.training.loop import Encoded, predict
 
 
 def task_scores(

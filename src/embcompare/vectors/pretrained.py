@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from embcompare.data.text import PAD_ID, UNK_ID, Vocabulary
 from embcompare.errors import EmbcompareError
-from embcompare.text import PAD_ID, UNK_ID, Vocabulary
+from embcompare.io import write_atomic
 
 
 @dataclass
@@ -116,17 +117,19 @@ def _load_memoised(cfg_json: str, cache_dir: str, stamp: str) -> PretrainedVecto
 
 def write_cache(directory: Path, words: Sequence[str], vectors: np.ndarray) -> None:
     """Write atomically: a reader never sees a half-written cache."""
+
+    def fill(staging: Path) -> None:
+        staging.mkdir()
+        np.save(staging / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+        (staging / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = directory.with_name(directory.name + f".tmp{os.getpid()}")
-    staging.mkdir(parents=True, exist_ok=True)
-    np.save(staging / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
-    (staging / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
     try:
-        os.replace(staging, directory)
-    except OSError:  # another process finished the same cache first
-        for leftover in staging.iterdir():
-            leftover.unlink()
-        staging.rmdir()
+        write_atomic(directory, fill)
+    except OSError:
+        if not (directory / "words.txt").is_file():
+            raise
+        # another process finished the same cache first
 
 
 def read_cache(directory: Path, name: str) -> PretrainedVectors:

@@ -14,9 +14,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from embcompare.data.text import PAD_ID
 from embcompare.errors import EmbcompareError
-from embcompare.optim import SPARSE_OPTIMIZERS
-from embcompare.text import PAD_ID
+from embcompare.training.optimizers import SPARSE_OPTIMIZERS
 
 log = logging.getLogger(__name__)
 

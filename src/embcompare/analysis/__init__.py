@@ -1,0 +1,1 @@
+"""Analysis: task scores, word-vector semantics, claims and aggregation of runs."""

@@ -1,0 +1,87 @@
+"""Where the configs live, the one way to compose them outside `@hydra.main`, and the resolvers
+that configs interpolate (`${run_key:}`).
+
+The configs ship inside the package (`embcompare/conf`), so an installed CLI finds them too; the
+repository's top-level `conf` is a link to this folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from embcompare.errors import EmbcompareError
+
+CONF_DIR = Path(str(importlib.resources.files("embcompare") / "conf"))
+
+# Settings that say where files live or what the report shows, not what a run computes: they
+# stay out of the run key, so changing them never redoes runs.
+_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper")
+
+
+def keyed_config(cfg: DictConfig) -> dict:
+    """The resolved config that decides what a run computes: the run key's content.
+
+    `paths` values resolve to placeholders here, so a setting that points into the data dir
+    (`${paths.cache_dir}/pretrained/...`) keys the same wherever the data lives.
+    """
+    kept = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in _NOT_IN_RUN_KEY])
+    kept.paths = {name: f"<paths.{name}>" for name in cfg.get("paths", {})}
+    resolved = OmegaConf.to_container(kept, resolve=True)
+    resolved.pop("paths")
+    return resolved
+
+
+def config_record(cfg: DictConfig) -> dict[str, str]:
+    """The keyed config flattened to `cfg.<dotted key>` -> JSON text, one column per value, so
+    aggregation can group runs by their whole config and name the values that differ."""
+    flat: dict[str, str] = {}
+
+    def walk(value, prefix: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{prefix}.{key}")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{prefix}.{index}")
+        else:
+            flat[prefix] = json.dumps(value)
+
+    walk(keyed_config(cfg), "cfg")
+    return flat
+
+
+def run_key(*, _root_: DictConfig) -> str:
+    """A readable, content-addressed directory name: same resolved config, same directory."""
+    resolved = keyed_config(_root_)
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
+    setup, dataset = resolved["setup"]["name"], resolved["dataset"]["name"]
+    return f"{dataset}-{setup}-n{resolved['train']['n']}-s{resolved['seed']}-{digest}"
+
+
+def register_resolvers() -> None:
+    """Make `${run_key:}` resolvable; safe to call more than once."""
+    if not OmegaConf.has_resolver("run_key"):
+        OmegaConf.register_new_resolver("run_key", run_key)
+
+
+def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """The config `embcompare <command>` would see, composed in-process; a bad override becomes
+    one EmbcompareError line (Hydra appends its search path after the useful part)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_resolvers()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        message = " ".join(str(error).split("Config search path")[0].split())
+        raise EmbcompareError(f"bad {config_name} arguments {list(overrides)}: {message}") from None

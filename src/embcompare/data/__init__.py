@@ -1,0 +1,1 @@
+"""Getting the data: fetch files, read datasets and corpora, tokenise."""

@@ -1,0 +1,1 @@
+"""Models: the classifiers built around Keras Embedding layers."""

@@ -1,0 +1,1 @@
+"""Reporting: tables, figures and the report of an experiment."""

@@ -1,0 +1,1 @@
+"""Word vectors: load pretrained ones, or pretrain word2vec on a corpus."""

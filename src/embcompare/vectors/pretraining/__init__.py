@@ -1,0 +1,2 @@
+"""Word2vec pretraining: settings and cache, corpus, objectives (the Keras model), engines,
+and the `embcompare pretrain` command."""

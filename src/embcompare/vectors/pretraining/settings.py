@@ -1,0 +1,134 @@
+"""What `embcompare pretrain` trains (its settings, checked) and where the vectors are cached.
+
+A cache holds one set of settings: a rerun with the same ones reuses it, other ones replace it
+only with overwrite=true.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from embcompare.errors import EmbcompareError
+
+METHODS = {"keras_sgns": ("keras", 1), "keras_cbow": ("keras", 0), "gensim": ("gensim", None)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes the trained vectors.
+
+    gensim's worker count is among them: one thread gives the same vectors in every process,
+    several interleave their updates differently every run.
+    """
+
+    method: str
+    corpus: str
+    sg: int
+    dim: int
+    window: int
+    negative: int
+    min_count: int
+    epochs: int
+    sample: float
+    learning_rate: float
+    min_learning_rate: float
+    batch_size: int | None
+    seed: int
+    max_tokens: int | None
+    workers: int | None = None
+
+    @property
+    def engine(self) -> str:
+        return METHODS[self.method][0]
+
+    @property
+    def arch(self) -> str:
+        return "sgns" if self.sg else "cbow"
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def settings_from(cfg: DictConfig) -> Settings:
+    method = cfg.method
+    if method not in METHODS:
+        raise EmbcompareError(f"method={method!r} is unknown; choose one of {sorted(METHODS)}")
+    engine, fixed_sg = METHODS[method]
+    sg = cfg.sg
+    if sg not in (0, 1) or (fixed_sg is not None and sg != fixed_sg):
+        allowed = "0 or 1" if fixed_sg is None else str(fixed_sg)
+        raise EmbcompareError(f"sg={cfg.sg} does not fit method={method}: use sg={allowed}")
+    return Settings(
+        method=method,
+        corpus=cfg.corpus.name,
+        sg=int(sg),
+        dim=_positive_int(cfg, "dim"),
+        window=_positive_int(cfg, "window"),
+        negative=_positive_int(cfg, "negative"),
+        min_count=_positive_int(cfg, "min_count"),
+        epochs=_positive_int(cfg, "epochs"),
+        sample=_number(cfg, "sample"),
+        learning_rate=_number(cfg, "learning_rate"),
+        min_learning_rate=_number(cfg, "min_learning_rate"),
+        # gensim has no batches: leaving the size out keeps it from invalidating gensim's cache
+        batch_size=_positive_int(cfg, "batch_size") if engine == "keras" else None,
+        seed=int(_number(cfg, "seed")),
+        max_tokens=None if cfg.max_tokens is None else _positive_int(cfg, "max_tokens"),
+        workers=_positive_int(cfg, "workers") if engine == "gensim" else None,
+    )
+
+
+def _positive_int(cfg: DictConfig, key: str) -> int:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EmbcompareError(f"{key}={value!r} must be a positive integer")
+    return value
+
+
+def _number(cfg: DictConfig, key: str) -> float:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise EmbcompareError(f"{key}={value!r} must be a number >= 0")
+    return float(value)
+
+
+def output_dir(cfg: DictConfig, settings: Settings) -> Path:
+    """A name predictable from the config, so that conf/embedding/*.yaml can point at it."""
+    name = cfg.output_name or (
+        f"{settings.engine}-{settings.arch}-{settings.corpus}-{settings.dim}d"
+    )
+    return Path(cfg.paths.cache_dir).expanduser().absolute() / "pretrained" / str(name)
+
+
+def cached_report(directory: Path, settings: Settings, overwrite: bool) -> dict | None:
+    """The earlier report when `directory` holds vectors of these very settings, else None.
+
+    Vectors of other settings are only replaced on request: runs may already have used them.
+    """
+    report_path = directory / "pretrain.json"
+    if not directory.exists():
+        return None
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
+        # a setting missing from an older report counts as None, so adding one keeps old caches
+        changed = _differences(report.get("settings", {}), settings.as_dict())
+        if not changed:
+            return report
+        if not overwrite:
+            raise EmbcompareError(
+                f"{directory}: holds vectors trained with other settings ({changed}); "
+                "add overwrite=true to replace them, or output_name=<new name> to keep both"
+            )
+    # other settings (overwrite=true), or a run that died before writing pretrain.json
+    shutil.rmtree(directory)
+    return None
+
+
+def _differences(old: dict, new: dict) -> str:
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)} there, {new.get(k)} now" for k in keys)

@@ -94,8 +94,15 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     extra = _extra_words(cfg, source, dev_tokens + test_tokens)
     vocab = text.Vocabulary.build(train_tokens, min_count=int(cfg.vocab.min_count), extra=extra)
     matrices = [
-        embeddings.build_matrix(vocab, source, channel.init, int(cfg.seed))
-        for channel in cfg.setup.channels
+        embeddings.build_matrix(
+            vocab,
+            source,
+            channel.init,
+            int(cfg.seed),
+            channel.get("init_scale", "variance_matched"),
+            where=f"setup.channels.{i}",
+        )
+        for i, channel in enumerate(cfg.setup.channels)
     ]
     clock.lap("vectors")
 

@@ -63,8 +63,8 @@ def task_not_meaning(runs: pd.DataFrame) -> Verdict:
             f"(coverage {coverage:.0%}, n={largest['n'].iloc[0]})"
         )
         checks.append(learned < source)
-    probe_after, probe_ci = _mean(rand, "probe_accuracy")
-    probe_before, _ = _mean(largest[largest["setup"] != "rand"], "probe_accuracy_before")
+    probe_after, probe_ci = _mean(rand, "trainlabel_probe_accuracy")
+    probe_before, _ = _mean(largest[largest["setup"] != "rand"], "trainlabel_probe_accuracy_before")
     if np.isfinite(probe_after):
         evidence.append(
             f"polarity probe: rand's vectors {probe_after:.3f} ± {probe_ci:.3f} vs "

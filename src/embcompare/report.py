@@ -134,7 +134,7 @@ def build(
             f"no finished runs under {runs_dir}: run `embcompare run experiment={name} -m` first"
         )
     failures = aggregate.collect_failures(runs_dir)
-    metrics = TASK_METRICS + list(SIMILARITY) + list(DRIFT) + ["probe_accuracy"]
+    metrics = TASK_METRICS + list(SIMILARITY) + list(DRIFT) + ["trainlabel_probe_accuracy"]
     summary = aggregate.summarize(runs, metrics)
     differences = aggregate.paired_differences(runs)
     _write_tables(out_dir, runs, summary, differences, failures)
@@ -305,7 +305,9 @@ def _accuracy_section(report, summary, differences, out_dir: Path) -> None:
 
 
 def _semantic_section(report, summary, runs, out_dir: Path) -> None:
-    present = [m for m in list(SIMILARITY) + list(DRIFT) + ["probe_accuracy"] if m in summary]
+    present = [
+        m for m in list(SIMILARITY) + list(DRIFT) + ["trainlabel_probe_accuracy"] if m in summary
+    ]
     if not present:
         return
     report.heading("What the embeddings hold")

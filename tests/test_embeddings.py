@@ -130,6 +130,28 @@ def test_random_init_variance_matches_pretrained_vectors():
     assert not np.allclose(matrix[vocab.index["w5"]], source.vectors[5])
 
 
+@pytest.mark.parametrize(
+    ("init_scale", "half_width"),
+    [("keras", 0.05), ("variance_matched", None), (0.3, 0.3), ("0.3", 0.3)],
+)
+def test_random_init_scale_is_keras_kims_or_a_given_half_width(init_scale, half_width):
+    rng = np.random.default_rng(0)
+    source = PretrainedVectors("g", [f"w{i}" for i in range(2000)], rng.normal(0, 0.4, (2000, 50)))
+    vocab = Vocabulary.build([[f"w{i}" for i in range(2000)]])
+    matrix = build_matrix(vocab, source, "random", seed=1, init_scale=init_scale)
+    half_width = uniform_scale(source) if half_width is None else half_width
+    assert np.abs(matrix[2:]).max() <= half_width
+    assert np.abs(matrix[2:]).max() == pytest.approx(half_width, rel=1e-3)  # 100k draws
+    assert matrix[2:].var() == pytest.approx(half_width**2 / 3, rel=0.05)
+
+
+@pytest.mark.parametrize("bad", ["kim", -0.1, 0, "nan", True])
+def test_unknown_init_scale_is_an_error_naming_the_channel(small_source, bad):
+    vocab = Vocabulary.build([["good"]])
+    with pytest.raises(EmbcompareError, match=r"setup.channels.0 init_scale=.* must be one of"):
+        build_matrix(vocab, small_source, "random", 0, init_scale=bad, where="setup.channels.0")
+
+
 def test_coverage_counts_types_and_tokens(small_source):
     result = coverage([["good", "good", "good", "zzz"], ["film"]], small_source)
     assert result.types == pytest.approx(2 / 3)

@@ -36,7 +36,7 @@ def kim_tiny(tmp_path_factory, data_dir, mirror):
         "-m",
         "experiment=kim2014",
         "dataset=trec,sst2_phrases",
-        "setup=rand,static,nonstatic",
+        "setup=rand_kim,static,nonstatic",
         "dataset.split.fold=0,1",
         "train.n=150",
         *TINY[1:],

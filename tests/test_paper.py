@@ -26,9 +26,12 @@ def summary_of(accuracies: dict[tuple[str, str], float], repeats: int = 10) -> p
 
 def test_side_by_side_sets_ours_against_table2_in_points():
     compared = paper.side_by_side(
-        summary_of({("mr", "rand"): 0.70, ("trec", "static"): 0.9, ("imdb", "rand"): 0.8})
+        summary_of({("mr", "rand_kim"): 0.70, ("trec", "static"): 0.9, ("imdb", "rand_kim"): 0.8})
     )
     assert compared["dataset"].tolist() == ["MR", "TREC"]  # imdb is not in Kim's table
+    assert compared["setup"].tolist() == ["rand", "static"]  # his CNN-rand is our rand_kim
+    keras_rand = paper.side_by_side(summary_of({("mr", "rand"): 0.7}))
+    assert keras_rand.empty  # Keras's default init has no row in his table
     mr = compared.iloc[0]
     assert (mr["kim"], mr["ours"], mr["ours_ci95"]) == (76.1, pytest.approx(70.0), 1.0)
     assert mr["difference"] == pytest.approx(-6.1)
@@ -42,7 +45,7 @@ def test_table2_layout_fills_missing_cells_with_kims_number_only():
     assert list(table.columns) == ["setup", "MR", "SST-2", "Subj", "TREC", "CR", "MPQA"]
     assert table.loc[2, "Subj"] == "90.0 ± 1.0 (93.4; -3.4)"
     assert table.loc[0, "MR"] == "— (76.1)"
-    single = paper.side_by_side(summary_of({("cr", "rand"): 0.8}, repeats=1))
+    single = paper.side_by_side(summary_of({("cr", "rand_kim"): 0.8}, repeats=1))
     assert paper.table2_layout(single, "glove-6b-50d").loc[0, "CR"] == "80.0 (1 run) (79.8; +0.2)"
 
 
@@ -50,14 +53,14 @@ def test_ordering_findings_say_where_and_by_how_much_it_fails():
     compared = paper.side_by_side(
         summary_of(
             {
-                ("mr", "rand"): 0.70,
+                ("mr", "rand_kim"): 0.70,
                 ("mr", "static"): 0.75,
                 ("mr", "nonstatic"): 0.76,
-                ("cr", "rand"): 0.78,
+                ("cr", "rand_kim"): 0.78,
                 ("cr", "static"): 0.77,
                 ("cr", "nonstatic"): 0.765,
-                ("mpqa", "rand"): 0.8,
-                ("subj", "rand"): 0.90,
+                ("mpqa", "rand_kim"): 0.8,
+                ("subj", "rand_kim"): 0.90,
                 ("subj", "static"): 0.85,
                 ("subj", "nonstatic"): 0.86,
             }
@@ -126,7 +129,7 @@ def test_wall_time_sums_minutes_per_dataset():
 def test_repeats_line_gives_each_datasets_repeats_in_table_order():
     compared = pd.concat(
         [
-            paper.side_by_side(summary_of({("trec", "rand"): 0.9, ("mr", "rand"): 0.7})),
+            paper.side_by_side(summary_of({("trec", "rand_kim"): 0.9, ("mr", "rand_kim"): 0.7})),
             paper.side_by_side(summary_of({("trec", "static"): 0.9}, repeats=3)),
         ]
     )

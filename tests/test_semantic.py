@@ -286,8 +286,15 @@ def test_evaluate_run_writes_its_files_and_returns_the_headline(tmp_path, bench_
         report["similarity"]["spaces"]["channel_0"]["ws353"]["coverage"]
     )
     assert 0 < numbers["ws353_coverage"] < 0.05  # king/queen, tiger/cat, man/woman at most
-    assert numbers["probe_words"] == 4  # good, fun, bad, dull (film is in both classes)
-    assert set(report["probe"]["channels"]["channel_0"]) == {"before", "after"}
+    assert numbers["trainlabel_probe_words"] == 4  # good, fun, bad, dull (film: both classes)
+    # all five training words are seen >= 5 times (film 12, the others 6) and moved
+    moved = similarity.row_cosines(before[2:7], after[2:7])
+    assert numbers["movement_words"] == numbers["movement_words_seen5to19"] == 5
+    assert numbers["movement_cosine"] == pytest.approx(moved.mean())
+    assert numbers["ws353_seen_status"] == "too few pairs"  # no benchmark pair of seen words
+    # VADER rates good and fun positive, bad and dull negative; film is not rated
+    assert (numbers["lexicon_probe_words"], numbers["lexicon_probe_majority"]) == (4, 0.5)
+    assert set(report["trainlabel_probe"]["channels"]["channel_0"]) == {"before", "after"}
     with open(tmp_path / "neighbours.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["stage"], r["word"]) for r in rows} == {

@@ -66,8 +66,15 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     extra = _extra_words(cfg, source, dev_tokens + test_tokens)
     vocab = text.Vocabulary.build(train_tokens, min_count=int(cfg.vocab.min_count), extra=extra)
     matrices = [
-        embeddings.build_matrix(vocab, source, channel.init, int(cfg.seed))
-        for channel in cfg.setup.channels
+        embeddings.build_matrix(
+            vocab,
+            source,
+            channel.init,
+            int(cfg.seed),
+            channel.get("init_scale", "variance_matched"),
+            where=f"setup.channels.{i}",
+        )
+        for i, channel in enumerate(cfg.setup.channels)
     ]
     clock.lap("vectors")
 
@@ -100,12 +107,18 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         semantic_scores = semantic.evaluate_run(
             cfg, vocab, source, matrices, final, train_tokens, train_split.labels, output_dir
         )
+        semantic_scores.update(
+            _perturbed_test_scores(
+                cfg, classifier, vocab, source, train_tokens, encoded["test"], test_tokens
+            )
+        )
         clock.lap("semantic")
     best = max(history, key=lambda row: row["dev_accuracy"])
     metrics = {
         "dataset": cfg.dataset.name,
         "embedding": cfg.embedding.name,
         "setup": cfg.setup.name,
+        **_init_scale_of(cfg, source),
         "model": cfg.model.name,
         "seed": int(cfg.seed),
         "n": cfg.train.n,
@@ -128,6 +141,35 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     }
     write_json_atomic(output_dir / "metrics.json", metrics)
     return metrics
+
+
+def _init_scale_of(cfg: DictConfig, source) -> dict:
+    """The random init of the last channel (the `vectors` of embedding.npz): its setting and
+    the half-width a of U(-a, a) it gave (for pretrained channels, of rows the source lacks)."""
+    from embcompare.vectors.pretrained import init_half_width
+
+    setting = cfg.setup.channels[-1].get("init_scale", "variance_matched")
+    return {"init_scale": str(setting), "init_half_width": init_half_width(setting, source)}
+
+
+def _perturbed_test_scores(cfg, classifier, vocab, source, train_tokens, test, test_tokens):
+    """Alps/Himalaya at sentence level: seen polar words of the test set swapped for their
+    nearest unseen pretrained neighbours (measures.perturb_test_set)."""
+    from embcompare.analysis import measures
+    from embcompare.analysis import task_scores as evaluate
+    from embcompare.analysis.lexicon import load_lexicon
+    from embcompare.training import loop as train
+
+    settings = cfg.semantic.lexicon
+    polar = load_lexicon(settings.get("path")).polar(float(settings.min_abs_rating))
+    counts = measures.training_counts(train_tokens)
+    perturbation = measures.perturb_test_set(test_tokens, counts, vocab.words, polar, source)
+    perturbed = train.Encoded(vocab.encode(perturbation.tokens), test.labels)
+    min_length = max(cfg.model.get("windows", [1]))
+    return {
+        **evaluate.perturbed_scores(classifier, test, perturbed, perturbation.replaced, min_length),
+        "perturbed_replacement_words": len(perturbation.table),
+    }
 
 
 SENTENCES_SAVED = 400  # test sentences whose representations the report's PCA shows
@@ -156,9 +198,10 @@ def _save_outputs(output_dir, vocab, final, history, classifier, test, cfg) -> N
 
 
 def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
-    """Dev/test words (and, on request, benchmark words) that the pretrained source knows get
-    rows too, so pretrained setups can use what they know about words never seen in training
-    (rand gets random rows for them; unseen in training, they get no gradient)."""
+    """Dev/test words (and, on request, benchmark and polar lexicon words) that the pretrained
+    source knows get rows too, so pretrained setups can use what they know about words never
+    seen in training (rand gets random rows for them; unseen in training, they get no
+    gradient). They come after the training words, so they leave those rows' init unchanged."""
     words = set()
     if cfg.vocab.add_eval_words:
         words.update(t for tokens in eval_tokens for t in tokens)
@@ -166,6 +209,11 @@ def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
         from embcompare.analysis import word_benchmarks as benchmarks
 
         words.update(benchmarks.benchmark_words(cfg))
+    if cfg.vocab.get("add_lexicon_words", False):
+        from embcompare.analysis.lexicon import load_lexicon
+
+        lexicon = cfg.semantic.lexicon
+        words.update(load_lexicon(lexicon.get("path")).polar(float(lexicon.min_abs_rating)))
     return sorted(w for w in words if source.row_of(w) is not None)
 
 

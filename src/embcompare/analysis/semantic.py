@@ -11,11 +11,15 @@ Drift (trainable channels of a run)
     training subset (they received gradient) and words not seen (dev/test or benchmark words;
     they should not move). Neighbourhood overlap: Jaccard index of the top-k neighbour sets
     before and after, for the probe words and for the most frequent training words.
-Polarity probe
+Training-label probe
     The training words tied to one class by their smoothed log-odds ratio (similarity.py's
     docstring gives the formula), labelled with that class, and the cross-validated accuracy
     of a logistic regression predicting the label from the word's vector. The same words are
-    probed before and after training, so the two accuracies compare.
+    probed before and after training, so the two accuracies compare. Circular: the labels come
+    from the very training labels the rows were trained on; the lexicon probe is not.
+Seen words, movement, similarity on seen pairs, lexicon and transfer probes
+    See measures.py: only rows of words seen at least `semantic.min_count_seen` times in the
+    training sample are measured, on the same pairs or words for every space.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from embcompare.analysis import measures
+from embcompare.analysis.lexicon import load_lexicon
 from embcompare.analysis.similarity import (
     Space,
     common_subset_scores,
@@ -77,19 +83,112 @@ def evaluate_run(
     before = channel_spaces(words, matrices_before, lowercase)
     after = channel_spaces(words, matrices_after, lowercase)
     scored = {"source": source_space(source, words, lowercase), **after}
-    trained = {t for tokens in train_tokens for t in tokens}
-    seen = np.array([w in trained for w in words], dtype=bool)
+    counts = measures.seen_counts(words, measures.training_counts(train_tokens))
+    seen = counts > 0
     trainable = [name for name, ch in zip(after, cfg.setup.channels, strict=True) if ch.trainable]
+    k = int(cfg.semantic.min_count_seen)
+    deltas = {
+        f"{name}_delta": Space(
+            f"{name}_delta", words, after[name].vectors - before[name].vectors, lowercase
+        )
+        for name in trainable
+    }
     report = {
         "policy": _policy(cfg, lowercase),
         "words": {name: len(space.words) for name, space in scored.items()},
         **_benchmark_reports(cfg, scored),
+        "seen_pairs": seen_pairs_report(cfg, after, {**scored, **deltas}, counts),
         "drift": {name: drift_report(before[name], after[name], seen, cfg) for name in trainable},
-        "probe": probe_report(cfg, words, before, after, train_tokens, train_labels),
+        "movement": {
+            name: measures.movement(
+                before[name].vectors,
+                after[name].vectors,
+                counts,
+                k,
+                list(cfg.semantic.movement_bands),
+            )
+            for name in trainable
+        },
+        **lexicon_reports(cfg, words, counts, source, before, after),
+        "trainlabel_probe": probe_report(cfg, words, before, after, train_tokens, train_labels),
     }
     write_json_atomic(output_dir / "semantic.json", report)
     write_neighbours_csv(output_dir / "neighbours.csv", before, after, cfg.probe)
-    return headline(report, cfg, last=f"channel_{len(matrices_after) - 1}")
+    last = f"channel_{len(matrices_after) - 1}"
+    return headline(report, cfg, last=last, last_trainable=trainable[-1] if trainable else None)
+
+
+def seen_pairs_report(cfg: DictConfig, vocab_spaces, spaces, counts: np.ndarray) -> dict:
+    """Headline benchmarks scored on pairs of seen words, the same pairs in every space."""
+    settings = cfg.semantic.seen_pairs
+    try:
+        pair_files, _ = benchmark_files(cfg)
+    except EmbcompareError as error:
+        return {"unavailable": str(error)}
+    vocab_space = next(iter(vocab_spaces.values()))  # every channel has the vocabulary's words
+    report = {}
+    for bench in cfg.semantic.headline:
+        pairs = read_word_pairs(pair_files[bench], bench)
+        seen = measures.seen_pair_mask(vocab_space, counts, pairs, int(cfg.semantic.min_count_seen))
+        scores = measures.seen_pair_scores(
+            spaces,
+            pairs,
+            seen,
+            int(settings.min_pairs),
+            int(settings.resamples),
+            int(settings.seed),
+        )
+        report[bench] = {name: score.as_dict() for name, score in scores.items()}
+    return report
+
+
+def lexicon_reports(cfg: DictConfig, words, counts, source, before, after) -> dict:
+    """The lexicon probe on seen words, and its transfer to unseen words (measures.py)."""
+    settings = cfg.semantic.lexicon
+    polar = load_lexicon(settings.get("path")).polar(float(settings.min_abs_rating))
+    known = np.array(
+        [w.lower() in polar and source.row_of(w) is not None for w in words], dtype=bool
+    )
+    seen_rows = np.flatnonzero(known & (counts >= int(cfg.semantic.min_count_seen)))
+    unseen_rows = np.flatnonzero(known & (counts == 0))
+    labels_of = np.array([polar.get(w.lower(), -1) for w in words], dtype=np.int64)
+    seen_words = [words[i] for i in seen_rows]
+    folds = measures.word_folds(
+        seen_words, labels_of[seen_rows], int(settings.folds), int(cfg.seed)
+    )
+
+    def features(space_name: str, stage: Mapping, rows: np.ndarray) -> np.ndarray:
+        if space_name == "source":
+            return np.asarray(
+                source.vectors[[source.row_of(words[i]) for i in rows]], dtype=np.float64
+            ).reshape(len(rows), source.dim)
+        return np.asarray(stage[space_name].vectors[rows], dtype=np.float64)
+
+    def probe(name: str, stage: Mapping) -> dict:
+        return measures.lexicon_probe(
+            features(name, stage, seen_rows), labels_of[seen_rows], folds
+        ).as_dict()
+
+    def transfer(name: str, stage: Mapping) -> dict:
+        return measures.transfer_probe(
+            features(name, stage, seen_rows),
+            labels_of[seen_rows],
+            features(name, stage, unseen_rows),
+            labels_of[unseen_rows],
+        ).as_dict()
+
+    return {
+        "lexicon_probe": {
+            "source": probe("source", after),
+            **{
+                name: {"before": probe(name, before), "after": probe(name, after)} for name in after
+            },
+        },
+        "transfer_probe": {
+            "source": transfer("source", after),
+            **{name: transfer(name, after) for name in after},
+        },
+    }
 
 
 def _check_headline(cfg: DictConfig) -> None:
@@ -225,9 +324,10 @@ def write_neighbours_csv(path: Path, before: Mapping, after: Mapping, cfg_probe)
                         writer.writerow([name, stage, word, rank, neighbour, f"{cosine:.6f}"])
 
 
-def headline(report: dict, cfg: DictConfig, last: str) -> dict:
-    """Flat numbers of the last channel (the `vectors` of embedding.npz) for metrics.json."""
-    flat: dict[str, float | int | None] = {}
+def headline(report: dict, cfg: DictConfig, last: str, last_trainable: str | None) -> dict:
+    """Flat numbers for metrics.json: of the last channel (the `vectors` of embedding.npz), and
+    for movement and updates of the last trainable channel (None where there is none)."""
+    flat: dict[str, float | int | str | None] = {}
     similarity = report["similarity"] or {"spaces": {}}
     for bench in cfg.semantic.headline:
         learned = similarity["spaces"].get(last, {}).get(bench, {})
@@ -235,6 +335,9 @@ def headline(report: dict, cfg: DictConfig, last: str) -> dict:
         flat[f"{bench}_spearman"] = learned.get("spearman")
         flat[f"{bench}_coverage"] = learned.get("coverage")
         flat[f"{bench}_spearman_source"] = reference.get("spearman")
+        flat.update(
+            _seen_pair_headline(report["seen_pairs"].get(bench), bench, last, last_trainable)
+        )
     analogies = (report["analogies"] or {}).get(last, {})
     flat["analogy_accuracy"] = analogies.get("accuracy")
     flat["analogy_coverage"] = analogies.get("coverage")
@@ -242,10 +345,47 @@ def headline(report: dict, cfg: DictConfig, last: str) -> dict:
     flat["drift_seen_cosine"] = drift.get("seen_cosine")
     flat["drift_unseen_cosine"] = drift.get("unseen_cosine")
     flat["neighbour_jaccard"] = drift.get("probe_jaccard")
-    probe = report["probe"]
-    flat["probe_accuracy"] = probe["channels"][last]["after"]
-    flat["probe_accuracy_before"] = probe["channels"][last]["before"]
-    flat["probe_words"] = probe["words"]
+    moved = report["movement"].get(last_trainable, {}) if last_trainable else {}
+    k = int(cfg.semantic.min_count_seen)
+    bands = measures.frequency_bands(k, list(cfg.semantic.movement_bands))
+    for suffix in ["", *(f"_{measures.band_name(*band)}" for band in bands)]:
+        for measure in ("cosine", "relative_change", "words"):
+            flat[f"movement_{measure}{suffix}"] = moved.get(f"{measure}{suffix}")
+    lexicon = report["lexicon_probe"]
+    flat["lexicon_probe_accuracy"] = lexicon[last]["after"]["accuracy"]
+    flat["lexicon_probe_accuracy_before"] = lexicon[last]["before"]["accuracy"]
+    flat["lexicon_probe_accuracy_source"] = lexicon["source"]["accuracy"]
+    flat["lexicon_probe_majority"] = lexicon["source"]["majority"]
+    flat["lexicon_probe_words"] = lexicon["source"]["words"]
+    transfer = report["transfer_probe"]
+    flat["transfer_probe_accuracy"] = transfer[last]["accuracy"]
+    flat["transfer_probe_accuracy_source"] = transfer["source"]["accuracy"]
+    flat["transfer_probe_majority"] = transfer["source"]["majority"]
+    flat["transfer_probe_train_words"] = transfer["source"]["train_words"]
+    flat["transfer_probe_test_words"] = transfer["source"]["test_words"]
+    probe = report["trainlabel_probe"]
+    flat["trainlabel_probe_accuracy"] = probe["channels"][last]["after"]
+    flat["trainlabel_probe_accuracy_before"] = probe["channels"][last]["before"]
+    flat["trainlabel_probe_majority"] = probe["majority_share"]
+    flat["trainlabel_probe_words"] = probe["words"]
+    return flat
+
+
+def _seen_pair_headline(scores: dict | None, bench: str, last: str, last_trainable) -> dict:
+    """rho, its CI, the pair count and the status on seen pairs, for the source, the last
+    channel and the last trainable channel's update; None where not measured."""
+    scores = scores or {}
+    any_score = next(iter(scores.values()), {})
+    flat = {
+        f"{bench}_seen_pairs": any_score.get("pairs"),
+        f"{bench}_seen_status": any_score.get("status", "unavailable"),
+    }
+    spaces = {"": last, "_source": "source", "_delta": f"{last_trainable}_delta"}
+    for suffix, name in spaces.items():
+        score = scores.get(name, {})
+        flat[f"{bench}_seen_spearman{suffix}"] = score.get("spearman")
+        flat[f"{bench}_seen_spearman{suffix}_ci_low"] = score.get("ci_low")
+        flat[f"{bench}_seen_spearman{suffix}_ci_high"] = score.get("ci_high")
     return flat
 
 

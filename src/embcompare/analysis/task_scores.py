@@ -34,6 +34,26 @@ def task_scores(
     return scores
 
 
+def perturbed_scores(
+    model: keras.Model, test: Encoded, perturbed: Encoded, replaced: np.ndarray, min_length: int
+) -> dict[str, float | int | None]:
+    """The classifier on the perturbed copy of the test set (measures.perturb_test_set): its
+    accuracy, and agreement with its predictions on the original, over all sentences and over
+    the sentences that had a word replaced."""
+    original = predict(model, test, 500, min_length)
+    copy = predict(model, perturbed, 500, min_length)
+    changed = replaced > 0
+    return {
+        "perturbed_test_accuracy": float(np.mean(copy == perturbed.labels)),
+        "perturbed_agreement": float(np.mean(copy == original)),
+        "perturbed_tokens_replaced": int(replaced.sum()),
+        "perturbed_sentences_changed": int(changed.sum()),
+        "perturbed_changed_accuracy": _mean_or_none((copy == perturbed.labels)[changed]),
+        "perturbed_changed_original_accuracy": _mean_or_none((original == test.labels)[changed]),
+        "perturbed_changed_agreement": _mean_or_none((copy == original)[changed]),
+    }
+
+
 def _mean_or_none(values: np.ndarray) -> float | None:
     return float(values.mean()) if len(values) else None
 

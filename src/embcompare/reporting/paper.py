@@ -17,6 +17,14 @@ from embcompare.errors import EmbcompareError
 PAPER = "Kim (2014)"
 PAPER_VECTORS = "word2vec GoogleNews 300d"
 SETUPS = ["rand", "static", "nonstatic", "multichannel"]
+# our setup name -> Kim's row: his CNN-rand is our rand_kim (his variance-matched init), not our
+# rand (Keras's default U(-0.05, 0.05)), which his table has no row for
+KIM_SETUP_OF = {
+    "rand_kim": "rand",
+    "static": "static",
+    "nonstatic": "nonstatic",
+    "multichannel": "multichannel",
+}
 # our dataset config name -> Kim's column
 DATASETS = {
     "mr": "MR",
@@ -43,15 +51,16 @@ def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
     seeds), Kim's number, and ours minus his, all in accuracy points."""
     rows = []
     for _, row in summary.iterrows():
-        if row["dataset"] not in DATASETS or row["setup"] not in TABLE2:
+        setup = KIM_SETUP_OF.get(row["setup"])
+        if row["dataset"] not in DATASETS or setup is None:
             continue
         ours = 100 * row["test_accuracy"]
-        published = TABLE2[row["setup"]][row["dataset"]]
+        published = TABLE2[setup][row["dataset"]]
         rows.append(
             {
                 "embedding": row["embedding"],
                 "dataset": DATASETS[row["dataset"]],
-                "setup": row["setup"],
+                "setup": setup,
                 "repeats": int(row["repeats"]),
                 "ours": ours,
                 "ours_ci95": 100 * np.nan_to_num(row["test_accuracy_ci95"]),

@@ -282,22 +282,52 @@ class Coverage:
         return {"coverage_types": self.types, "coverage_tokens": self.tokens}
 
 
+KERAS_DEFAULT_SCALE = 0.05  # keras.layers.Embedding's default initializer, U(-0.05, 0.05)
+INIT_SCALES = ("keras", "variance_matched")
+
+
 def uniform_scale(source: PretrainedVectors) -> float:
     """Kim's rule: U(-a, a) has variance a^2/3, so a = sqrt(3 var) matches the source's variance."""
     sample = np.asarray(source.vectors[: min(len(source.vectors), 100_000)], dtype=np.float64)
     return float(np.sqrt(3.0 * sample.var()))
 
 
-def build_matrix(vocab: Vocabulary, source: PretrainedVectors, init: str, seed: int) -> np.ndarray:
+def init_half_width(init_scale, source: PretrainedVectors, where: str = "init_scale") -> float:
+    """The a of U(-a, a) for random rows: 'keras' (0.05, what `Embedding(V, d)` gives),
+    'variance_matched' (Kim's a, see `uniform_scale`) or a positive number."""
+    if init_scale == "keras":
+        return KERAS_DEFAULT_SCALE
+    if init_scale == "variance_matched":
+        return uniform_scale(source)
+    try:
+        scale = float(init_scale)
+    except (TypeError, ValueError):
+        scale = float("nan")
+    if not (np.isfinite(scale) and scale > 0) or isinstance(init_scale, bool):
+        raise EmbcompareError(
+            f"{where}={init_scale!r} must be one of {list(INIT_SCALES)} or a positive number"
+        )
+    return scale
+
+
+def build_matrix(
+    vocab: Vocabulary,
+    source: PretrainedVectors,
+    init: str,
+    seed: int,
+    init_scale="variance_matched",
+    where: str = "setup channel",
+) -> np.ndarray:
     """One row per vocabulary word. `init` is 'pretrained' or 'random'.
 
-    Rows that the source lacks (and every row, for 'random') get U(-a, a) with Kim's a.
-    Padding and unknown rows stay zero so they add nothing to a sentence.
+    Rows that the source lacks (and every row, for 'random') get U(-a, a), with a from
+    `init_scale` (see `init_half_width`). Padding and unknown rows stay zero so they add
+    nothing to a sentence.
     """
     if init not in ("pretrained", "random"):
-        raise EmbcompareError(f"setup channel init={init!r} must be 'pretrained' or 'random'")
+        raise EmbcompareError(f"{where} init={init!r} must be 'pretrained' or 'random'")
     rng = np.random.default_rng(seed)
-    scale = uniform_scale(source)
+    scale = init_half_width(init_scale, source, f"{where} init_scale")
     matrix = rng.uniform(-scale, scale, size=(len(vocab), source.dim)).astype(np.float32)
     if init == "pretrained":
         rows = [(i, source.row_of(w)) for i, w in enumerate(vocab.words)]

@@ -203,7 +203,7 @@ def toy_source() -> PretrainedVectors:
 POLAR = {"good": 1, "fine": 1, "nice": 1, "bad": 0, "awful": 0, "dire": 0, "sad": 0}
 
 
-def test_perturbed_test_set_swaps_seen_polar_words_for_unseen_neighbours_of_one_sign():
+def test_perturbed_test_set_swaps_seen_polar_words_for_unseen_neighbours_of_one_sign(tmp_path):
     train_tokens = [["good", "film"], ["bad", "film", "sad"], ["the", "nice"]]
     counts = measures.training_counts(train_tokens)
     vocab_words = ["<pad>", "<unk>", "good", "film", "bad", "sad", "the", "nice"]
@@ -223,9 +223,14 @@ def test_perturbed_test_set_swaps_seen_polar_words_for_unseen_neighbours_of_one_
         ["awful", "fine", "fine"],
     ]
     assert result.replaced.tolist() == [1, 2, 0, 3]
+    assert result.swaps == {"good": 2, "bad": 2, "sad": 1, "nice": 1}
     replacements = set(result.table.values())
     assert not replacements & set(counts), "no replacement word may occur in training"
     assert all(POLAR[w] == POLAR[result.table[w]] for w in result.table)
+    measures.write_replacements(tmp_path / "replacements.csv", result, counts, POLAR)
+    lines = (tmp_path / "replacements.csv").read_text().splitlines()
+    assert lines[0] == "word,training_count,polarity,replacement,test_tokens"
+    assert lines[1:] == ["bad,1,0,awful,2", "good,1,1,fine,2", "nice,1,1,fine,1", "sad,1,0,awful,1"]
 
 
 def test_perturbation_keeps_words_without_an_unseen_candidate_of_their_sign():
@@ -349,5 +354,7 @@ def test_a_small_sst2_run_records_the_new_measures(tmp_path, data_dir, mirror):
     assert 0 <= metrics["perturbed_agreement"] <= 1
     assert metrics["transfer_probe_test_words"] > 1000  # lexicon words get rows
     assert all(np.isscalar(v) or v is None for v in metrics.values())  # flat for runs.parquet
+    swaps = (metrics_file.parent / "replacements.csv").read_text().splitlines()
+    assert len(swaps) == 1 + metrics["perturbed_replacement_words"]
     semantic = json.loads((metrics_file.parent / "semantic.json").read_text())
     assert set(semantic["seen_pairs"]["ws353"]) == {"source", "channel_0", "channel_0_delta"}

@@ -15,7 +15,7 @@ from embcompare.embeddings import PretrainedVectors
 from embcompare.errors import EmbcompareError
 from embcompare.similarity import Space
 
-from conftest import run_cli
+from conftest import last_error_line, run_cli
 
 
 def pairs_of(rows) -> WordPairs:
@@ -358,3 +358,22 @@ def test_a_small_sst2_run_records_the_new_measures(tmp_path, data_dir, mirror):
     assert len(swaps) == 1 + metrics["perturbed_replacement_words"]
     semantic = json.loads((metrics_file.parent / "semantic.json").read_text())
     assert set(semantic["seen_pairs"]["ws353"]) == {"source", "channel_0", "channel_0_delta"}
+
+
+def test_a_bad_init_scale_on_the_command_line_is_one_error_line(tmp_path, data_dir, mirror):
+    result = run_cli(
+        "run",
+        "dataset=sst2",
+        "setup=rand",
+        "setup.channels.0.init_scale=huge",
+        "train.n=50",
+        f"paths.data_dir={data_dir}",
+        f"paths.mirror={mirror}",
+        f"paths.results_dir={tmp_path}",
+    )
+    assert result.returncode == 2
+    assert last_error_line(result.stderr) == (
+        "embcompare: error: setup.channels.0 init_scale='huge' must be one of "
+        "['keras', 'variance_matched'] or a positive number"
+    )
+    assert not list(tmp_path.glob("*/runs/*/metrics.json"))

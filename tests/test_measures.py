@@ -250,12 +250,13 @@ def test_vader_lexicon_is_read_from_the_installed_package():
     polar = vader.polar(0.5)
     assert polar["good"] == 1 and polar["horrible"] == 0
     assert "fed up" not in vader.ratings  # multi-word entries never match a token
+    assert "143" not in vader.ratings and ":)" not in vader.ratings  # no letter: left out
     assert all(abs(vader.ratings[w]) >= 0.5 for w in polar)
 
 
 def test_polarity_is_the_sign_of_the_mean_rating_above_a_threshold(tmp_path):
     path = tmp_path / "lexicon.txt"
-    path.write_text("Good\t1.9\t0.9\t[2, 2]\nmeh\t-0.3\t0.5\t[0, -1]\nbad\t-2.5\t0.5\t[]\n")
+    path.write_text("Good\t1.9\t0.9\t[2, 2]\nmeh\t-0.3\t0.5\t[0, -1]\nbad\t-2.5\t0.5\t[]\n:(\t-2\n")
     rated = lexicon.read_lexicon(path)
     assert rated.ratings == {"good": 1.9, "meh": -0.3, "bad": -2.5}
     assert rated.polar(0.5) == {"good": 1, "bad": 0}

@@ -24,7 +24,7 @@ data: setup
 # One real MR run per embedding setup (GloVe 6B 50d, Kim's CNN, all training examples).
 run: data
 	$(BIN)/embcompare run -m dataset=mr embedding=glove-6b-50d model=cnn \
-		setup=rand,static,nonstatic,multichannel train.n=all seed=1 train.progress=false
+		setup=rand,rand_kim,static,nonstatic,multichannel train.n=all seed=1 train.progress=false
 	$(BIN)/python -m embcompare.analysis.aggregate results/adhoc/runs
 
 # The main job: sweep the experiment (EXP=learning_curve by default), then write its report.

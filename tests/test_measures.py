@@ -15,7 +15,7 @@ from embcompare.analysis.word_benchmarks import WordPairs
 from embcompare.errors import EmbcompareError
 from embcompare.vectors.pretrained import PretrainedVectors
 
-from conftest import run_cli
+from conftest import last_error_line, run_cli
 
 
 def pairs_of(rows) -> WordPairs:
@@ -203,7 +203,7 @@ def toy_source() -> PretrainedVectors:
 POLAR = {"good": 1, "fine": 1, "nice": 1, "bad": 0, "awful": 0, "dire": 0, "sad": 0}
 
 
-def test_perturbed_test_set_swaps_seen_polar_words_for_unseen_neighbours_of_one_sign():
+def test_perturbed_test_set_swaps_seen_polar_words_for_unseen_neighbours_of_one_sign(tmp_path):
     train_tokens = [["good", "film"], ["bad", "film", "sad"], ["the", "nice"]]
     counts = measures.training_counts(train_tokens)
     vocab_words = ["<pad>", "<unk>", "good", "film", "bad", "sad", "the", "nice"]
@@ -223,9 +223,14 @@ def test_perturbed_test_set_swaps_seen_polar_words_for_unseen_neighbours_of_one_
         ["awful", "fine", "fine"],
     ]
     assert result.replaced.tolist() == [1, 2, 0, 3]
+    assert result.swaps == {"good": 2, "bad": 2, "sad": 1, "nice": 1}
     replacements = set(result.table.values())
     assert not replacements & set(counts), "no replacement word may occur in training"
     assert all(POLAR[w] == POLAR[result.table[w]] for w in result.table)
+    measures.write_replacements(tmp_path / "replacements.csv", result, counts, POLAR)
+    lines = (tmp_path / "replacements.csv").read_text().splitlines()
+    assert lines[0] == "word,training_count,polarity,replacement,test_tokens"
+    assert lines[1:] == ["bad,1,0,awful,2", "good,1,1,fine,2", "nice,1,1,fine,1", "sad,1,0,awful,1"]
 
 
 def test_perturbation_keeps_words_without_an_unseen_candidate_of_their_sign():
@@ -245,12 +250,13 @@ def test_vader_lexicon_is_read_from_the_installed_package():
     polar = vader.polar(0.5)
     assert polar["good"] == 1 and polar["horrible"] == 0
     assert "fed up" not in vader.ratings  # multi-word entries never match a token
+    assert "143" not in vader.ratings and ":)" not in vader.ratings  # no letter: left out
     assert all(abs(vader.ratings[w]) >= 0.5 for w in polar)
 
 
 def test_polarity_is_the_sign_of_the_mean_rating_above_a_threshold(tmp_path):
     path = tmp_path / "lexicon.txt"
-    path.write_text("Good\t1.9\t0.9\t[2, 2]\nmeh\t-0.3\t0.5\t[0, -1]\nbad\t-2.5\t0.5\t[]\n")
+    path.write_text("Good\t1.9\t0.9\t[2, 2]\nmeh\t-0.3\t0.5\t[0, -1]\nbad\t-2.5\t0.5\t[]\n:(\t-2\n")
     rated = lexicon.read_lexicon(path)
     assert rated.ratings == {"good": 1.9, "meh": -0.3, "bad": -2.5}
     assert rated.polar(0.5) == {"good": 1, "bad": 0}
@@ -349,5 +355,26 @@ def test_a_small_sst2_run_records_the_new_measures(tmp_path, data_dir, mirror):
     assert 0 <= metrics["perturbed_agreement"] <= 1
     assert metrics["transfer_probe_test_words"] > 1000  # lexicon words get rows
     assert all(np.isscalar(v) or v is None for v in metrics.values())  # flat for runs.parquet
+    swaps = (metrics_file.parent / "replacements.csv").read_text().splitlines()
+    assert len(swaps) == 1 + metrics["perturbed_replacement_words"]
     semantic = json.loads((metrics_file.parent / "semantic.json").read_text())
     assert set(semantic["seen_pairs"]["ws353"]) == {"source", "channel_0", "channel_0_delta"}
+
+
+def test_a_bad_init_scale_on_the_command_line_is_one_error_line(tmp_path, data_dir, mirror):
+    result = run_cli(
+        "run",
+        "dataset=sst2",
+        "setup=rand",
+        "setup.channels.0.init_scale=huge",
+        "train.n=50",
+        f"paths.data_dir={data_dir}",
+        f"paths.mirror={mirror}",
+        f"paths.results_dir={tmp_path}",
+    )
+    assert result.returncode == 2
+    assert last_error_line(result.stderr) == (
+        "embcompare: error: setup.channels.0 init_scale='huge' must be one of "
+        "['keras', 'variance_matched'] or a positive number"
+    )
+    assert not list(tmp_path.glob("*/runs/*/metrics.json"))

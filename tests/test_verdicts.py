@@ -294,3 +294,26 @@ def test_report_says_what_is_missing_when_there_is_nothing_to_build_from(tmp_pat
     (tmp_path / "empty").mkdir()
     with pytest.raises(EmbcompareError, match="no committed .*runs.parquet"):
         report.build("empty", tmp_path)
+
+
+def _alps_runs(rand_transfer, static_transfer, rand_drop, static_drop):
+    rows = []
+    for seed in range(1, 5):
+        jitter = 0.01 * seed
+        for setup, transfer, drop in (
+            ("rand", rand_transfer, rand_drop),
+            ("static", static_transfer, static_drop),
+        ):
+            rows.append(
+                run_row(setup, "100", seed, 0.6, transfer_probe_accuracy=transfer + jitter,
+                        perturbed_changed_original_accuracy=0.7,
+                        perturbed_changed_accuracy=0.7 - drop - jitter / 2)  # fmt: skip
+            )
+    return pd.DataFrame(rows)
+
+
+def test_unseen_word_checks_hold_or_fail_as_the_numbers_say():
+    transfers = claims._unseen_word_tests(_alps_runs(0.5, 0.7, 0.10, 0.02), "100")
+    assert [c.outcome for c in transfers] == [HOLDS, HOLDS]
+    reversed_ = claims._unseen_word_tests(_alps_runs(0.7, 0.5, 0.02, 0.10), "100")
+    assert [c.outcome for c in reversed_] == [FAILS, FAILS]

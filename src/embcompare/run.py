@@ -109,7 +109,14 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         )
         semantic_scores.update(
             _perturbed_test_scores(
-                cfg, classifier, vocab, source, train_tokens, encoded["test"], test_tokens
+                cfg,
+                classifier,
+                vocab,
+                source,
+                train_tokens,
+                encoded["test"],
+                test_tokens,
+                output_dir,
             )
         )
         clock.lap("semantic")
@@ -152,9 +159,12 @@ def _init_scale_of(cfg: DictConfig, source) -> dict:
     return {"init_scale": str(setting), "init_half_width": init_half_width(setting, source)}
 
 
-def _perturbed_test_scores(cfg, classifier, vocab, source, train_tokens, test, test_tokens):
+def _perturbed_test_scores(
+    cfg, classifier, vocab, source, train_tokens, test, test_tokens, output_dir: Path
+):
     """Alps/Himalaya at sentence level: seen polar words of the test set swapped for their
-    nearest unseen pretrained neighbours (measures.perturb_test_set)."""
+    nearest unseen pretrained neighbours (measures.perturb_test_set); the swaps are listed in
+    replacements.csv."""
     from embcompare.analysis import measures
     from embcompare.analysis import task_scores as evaluate
     from embcompare.analysis.lexicon import load_lexicon
@@ -164,6 +174,7 @@ def _perturbed_test_scores(cfg, classifier, vocab, source, train_tokens, test, t
     polar = load_lexicon(settings.get("path")).polar(float(settings.min_abs_rating))
     counts = measures.training_counts(train_tokens)
     perturbation = measures.perturb_test_set(test_tokens, counts, vocab.words, polar, source)
+    measures.write_replacements(output_dir / "replacements.csv", perturbation, counts, polar)
     perturbed = train.Encoded(vocab.encode(perturbation.tokens), test.labels)
     min_length = max(cfg.model.get("windows", [1]))
     return {

@@ -6,10 +6,12 @@ By default it is VADER's `vader_lexicon.txt` as shipped in the PyPI package vade
 
     token<TAB>mean rating<TAB>standard deviation<TAB>[the ten ratings]
 
-Only the first two fields are read. Multi-word entries ("fed up") are left out: a single token
-never matches them. A word's label is the sign of its mean rating (1 positive, 0 negative);
-words whose |mean| is below `min_abs_rating` are neither and are left out. These labels come
-from people, not from the training labels, so a probe on them is not circular.
+Only the first two fields are read. Multi-word entries ("fed up") are left out, since a single
+token never matches them, and so are entries without a letter: emoticons, which the tokenizer
+removes, and chat numbers (143 "I love you", 86 "throw out") that in reviews are just numbers.
+A word's label is the sign of its mean rating (1 positive, 0 negative); words whose |mean| is
+below `min_abs_rating` are neither and are left out. These labels come from people, not from
+the training labels, so a probe on them is not circular.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def read_lexicon(path: Path) -> Lexicon:
         if not math.isfinite(rating):
             raise EmbcompareError(f"{path}: line {number}: rating {fields[1]!r} is not a number")
         word = fields[0].strip().lower()
-        if " " not in word:
+        if " " not in word and any(c.isalpha() for c in word):
             ratings[word] = rating
     if not ratings:
         raise EmbcompareError(f"{path}: no lexicon entries in the file")

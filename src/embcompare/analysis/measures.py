@@ -34,9 +34,11 @@ Perturbed test set (Alps/Himalaya, sentence level)
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -280,6 +282,7 @@ class Perturbation:
     tokens: list[list[str]]
     replaced: np.ndarray  # tokens replaced per sentence
     table: dict[str, str]  # seen word -> its unseen replacement
+    swaps: Counter  # seen word -> test tokens of it replaced
 
 
 def replacement_table(
@@ -324,4 +327,25 @@ def perturb_test_set(
     table = replacement_table(to_replace, candidates, polar, source)
     tokens = [[table.get(t, t) for t in sentence] for sentence in test_tokens]
     replaced = np.array([sum(t in table for t in sentence) for sentence in test_tokens])
-    return Perturbation(tokens, replaced.astype(np.int64), table)
+    swaps = Counter(t for sentence in test_tokens for t in sentence if t in table)
+    return Perturbation(tokens, replaced.astype(np.int64), table, swaps)
+
+
+def write_replacements(
+    path: Path, perturbation: Perturbation, counts: Mapping[str, int], polar: Mapping[str, int]
+) -> None:
+    """One row per swapped word: the word, its training count, its sign, its replacement and
+    how many test tokens were swapped."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["word", "training_count", "polarity", "replacement", "test_tokens"])
+        for word, replacement in sorted(perturbation.table.items()):
+            writer.writerow(
+                [
+                    word,
+                    counts.get(word, 0),
+                    polar[word.lower()],
+                    replacement,
+                    perturbation.swaps[word],
+                ]
+            )

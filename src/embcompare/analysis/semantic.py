@@ -101,11 +101,7 @@ def evaluate_run(
         "drift": {name: drift_report(before[name], after[name], seen, cfg) for name in trainable},
         "movement": {
             name: measures.movement(
-                before[name].vectors,
-                after[name].vectors,
-                counts,
-                k,
-                list(cfg.semantic.movement_bands),
+                before[name].vectors, after[name].vectors, counts, k, cfg.semantic.movement_bands
             )
             for name in trainable
         },
@@ -143,50 +139,41 @@ def seen_pairs_report(cfg: DictConfig, vocab_spaces, spaces, counts: np.ndarray)
 
 
 def lexicon_reports(cfg: DictConfig, words, counts, source, before, after) -> dict:
-    """The lexicon probe on seen words, and its transfer to unseen words (measures.py)."""
+    """The lexicon probe on seen words, before and after training, and its transfer to unseen
+    words (measures.py), on the same words for the source and every channel."""
     settings = cfg.semantic.lexicon
     polar = load_lexicon(settings.get("path")).polar(float(settings.min_abs_rating))
-    known = np.array(
-        [w.lower() in polar and source.row_of(w) is not None for w in words], dtype=bool
-    )
-    seen_rows = np.flatnonzero(known & (counts >= int(cfg.semantic.min_count_seen)))
-    unseen_rows = np.flatnonzero(known & (counts == 0))
-    labels_of = np.array([polar.get(w.lower(), -1) for w in words], dtype=np.int64)
-    seen_words = [words[i] for i in seen_rows]
+    source_rows = np.array([source.row_of(w) if w.lower() in polar else None for w in words])
+    known = np.array([row is not None for row in source_rows], dtype=bool)
+    seen = np.flatnonzero(known & (counts >= int(cfg.semantic.min_count_seen)))
+    unseen = np.flatnonzero(known & (counts == 0))
+    labels = np.array([polar.get(w.lower(), -1) for w in words], dtype=np.int64)
     folds = measures.word_folds(
-        seen_words, labels_of[seen_rows], int(settings.folds), int(cfg.seed)
+        [words[i] for i in seen], labels[seen], int(settings.folds), int(cfg.seed)
     )
+    # the source's vectors of the lexicon words, in the rows of the run's words
+    source_matrix = np.zeros((len(words), source.dim))
+    source_matrix[known] = source.vectors[source_rows[known].astype(np.int64)]
 
-    def features(space_name: str, stage: Mapping, rows: np.ndarray) -> np.ndarray:
-        if space_name == "source":
-            return np.asarray(
-                source.vectors[[source.row_of(words[i]) for i in rows]], dtype=np.float64
-            ).reshape(len(rows), source.dim)
-        return np.asarray(stage[space_name].vectors[rows], dtype=np.float64)
+    def probe(matrix: np.ndarray) -> dict:
+        return measures.lexicon_probe(matrix[seen], labels[seen], folds).as_dict()
 
-    def probe(name: str, stage: Mapping) -> dict:
-        return measures.lexicon_probe(
-            features(name, stage, seen_rows), labels_of[seen_rows], folds
-        ).as_dict()
-
-    def transfer(name: str, stage: Mapping) -> dict:
+    def transfer(matrix: np.ndarray) -> dict:
         return measures.transfer_probe(
-            features(name, stage, seen_rows),
-            labels_of[seen_rows],
-            features(name, stage, unseen_rows),
-            labels_of[unseen_rows],
+            matrix[seen], labels[seen], matrix[unseen], labels[unseen]
         ).as_dict()
 
     return {
         "lexicon_probe": {
-            "source": probe("source", after),
+            "source": probe(source_matrix),
             **{
-                name: {"before": probe(name, before), "after": probe(name, after)} for name in after
+                name: {"before": probe(before[name].vectors), "after": probe(space.vectors)}
+                for name, space in after.items()
             },
         },
         "transfer_probe": {
-            "source": transfer("source", after),
-            **{name: transfer(name, after) for name in after},
+            "source": transfer(source_matrix),
+            **{name: transfer(space.vectors) for name, space in after.items()},
         },
     }
 

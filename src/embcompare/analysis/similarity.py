@@ -26,7 +26,7 @@ Nearest neighbours
     The top-k words by cosine of each probe word (conf/probe), itself excluded.
 Neighbourhood overlap
     Jaccard index of a word's top-k neighbour sets in two spaces over the same words.
-Polarity probe
+Training-label probe (polarity)
     Which words does the task label? For every training word, token counts per class give a
     smoothed log-odds ratio of the word in a class against the other classes,
         delta(w, c) = logit p(w | c) - logit p(w | not c),  p(w | c) = (n_wc + a) / (N_c + a V),

@@ -91,47 +91,47 @@ def gap_vs_n(differences: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
-def semantic_vs_n(
-    summary: pd.DataFrame, out_dir: Path, metrics: dict[str, str], references: dict[str, float]
+def metrics_vs_n(
+    summary: pd.DataFrame,
+    out_dir: Path,
+    metrics: dict[str, str],
+    stem: str,
+    references: dict[str, str] | None = None,
 ) -> list[Path]:
-    """Similarity scores of the learned matrices vs n, the pretrained source as a dashed line."""
-    present = {m: label for m, label in metrics.items() if m in summary}
+    """One panel per metric, one line per setup (mean and 95% CI over seeds) vs n.
+
+    `references` maps a metric to a column measured on the same words or pairs (the
+    pretrained vectors' score, a majority rate), drawn dashed in black: what the setups'
+    lines must be read against. Setups where a metric was not measured are left out.
+    """
+    references = references or {}
+    present = {
+        m: label for m, label in metrics.items() if m in summary and summary[m].notna().any()
+    }
     paths = []
     for (dataset, embedding, model), panel in _panels(summary) if present else ():
         figure, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 4), squeeze=False)
         for axis, (metric, label) in zip(axes[0], present.items(), strict=True):
             for setup, frame in panel.groupby("setup"):
-                _band(axis, frame, metric, setup, SETUP_COLOURS.get(setup))
-            if metric in references:
-                axis.axhline(
-                    references[metric],
-                    color="black",
-                    linestyle="--",
-                    label=f"{embedding} (pretrained)",
-                )
-            _log_n_axis(axis, f"{label} Spearman", f"{dataset}: {label} ({model})")
-        paths.append(_save(figure, out_dir, f"similarity_vs_n_{dataset}_{model}"))
+                if frame[metric].notna().any():
+                    _band(axis, frame[frame[metric].notna()], metric, setup,
+                          SETUP_COLOURS.get(setup))  # fmt: skip
+            reference = references.get(metric)
+            if reference in panel and panel[reference].notna().any():
+                line = panel.groupby("n_train")[reference].mean().sort_index()
+                axis.plot(line.index, line.to_numpy(), color="black", linestyle="--",
+                          label=REFERENCE_LABELS.get(reference, reference))  # fmt: skip
+            _log_n_axis(axis, label, f"{dataset}: {label} ({model}, {embedding})")
+        paths.append(_save(figure, out_dir, f"{stem}_{dataset}_{model}"))
     return paths
 
 
-def drift_vs_n(summary: pd.DataFrame, out_dir: Path, metrics: dict[str, str]) -> list[Path]:
-    present = {m: label for m, label in metrics.items() if m in summary}
-    paths = []
-    for (dataset, embedding, model), panel in _panels(summary) if present else ():
-        tuned = panel[panel[list(present)].notna().any(axis=1)]
-        if tuned.empty:
-            continue
-        figure, axis = plt.subplots(figsize=(6, 4))
-        for setup, frame in tuned.groupby("setup"):
-            for metric, label in present.items():
-                _band(axis, frame, metric, f"{setup}: {label}", None)
-        _log_n_axis(
-            axis,
-            "cosine(pretrained, fine-tuned)",
-            f"{dataset}: drift of fine-tuned vectors ({model}, {embedding})",
-        )
-        paths.append(_save(figure, out_dir, f"drift_vs_n_{dataset}_{model}"))
-    return paths
+REFERENCE_LABELS = {
+    "lexicon_probe_majority": "majority rate",
+    "transfer_probe_majority": "majority rate",
+    "simlex999_seen_spearman_source": "pretrained, same pairs",
+    "ws353_seen_spearman_source": "pretrained, same pairs",
+}
 
 
 def sentence_pca(points: pd.DataFrame, out_dir: Path, stem: str, title: str) -> Path:

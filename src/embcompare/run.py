@@ -13,14 +13,17 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import hydra
 import numpy as np
+from filelock import FileLock
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from embcompare import validation
 from embcompare.errors import EmbcompareError
 
 log = logging.getLogger("embcompare")
@@ -31,21 +34,42 @@ CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 # Settings that say where files live or what the report shows, not what a run computes: they
 # stay out of the run key, so changing them never redoes runs.
 _NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper")
+# Settings inside computed groups that only change what a run displays.
+_DISPLAY_ONLY = (("train", "progress"),)
 
 
 def run_key(*, _root_: DictConfig) -> str:
-    """A readable, content-addressed directory name: same resolved config, same directory.
+    """A readable, content-addressed directory name: same resolved config and same input file
+    contents, same directory.
 
     `paths` values resolve to placeholders here, so a setting that points into the data dir
-    (`${paths.cache_dir}/pretrained/...`) keys the same wherever the data lives.
+    (`${paths.cache_dir}/pretrained/...`) keys the same wherever the data lives. A vectors file
+    named by path enters by its sha256 too: overwriting it makes the next run compute again.
     """
     kept = OmegaConf.masked_copy(_root_, [k for k in _root_ if k not in _NOT_IN_RUN_KEY])
     kept.paths = {name: f"<paths.{name}>" for name in _root_.get("paths", {})}
     resolved = OmegaConf.to_container(kept, resolve=True)
     resolved.pop("paths")
+    for group, key in _DISPLAY_ONLY:
+        resolved.get(group, {}).pop(key, None)
+    stamps = _input_stamps(_root_)
+    if stamps:
+        resolved["input_sha256"] = stamps
     digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
     setup, dataset = resolved["setup"]["name"], resolved["dataset"]["name"]
     return f"{dataset}-{setup}-n{resolved['train']['n']}-s{resolved['seed']}-{digest}"
+
+
+def _input_stamps(root: DictConfig) -> dict[str, str]:
+    """sha256 of each input file that the config names by path alone. Dataset and benchmark
+    files need none: their configs pin each file's sha256 already."""
+    from embcompare.stamps import content_stamp
+
+    path = OmegaConf.select(root, "embedding.path", default=None)
+    if not path:
+        return {}
+    cache_dir = OmegaConf.select(root, "paths.cache_dir", default=None)
+    return {"embedding.path": content_stamp(Path(str(path)).expanduser(), cache_dir)}
 
 
 if not OmegaConf.has_resolver("run_key"):
@@ -194,43 +218,93 @@ def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
     return sorted(w for w in words if source.row_of(w) is not None)
 
 
-def _io_problem(error: OSError, output_dir: Path) -> str:
+def _io_problem(error: OSError, output_dir: Path, cfg: DictConfig | None = None) -> str:
     """One line for a failed read or write: the file when the OS names it, else the run."""
     where = error.filename or output_dir
-    hint = "; free some space and run again (finished runs are kept and skipped)"
-    return f"{where}: {error.strerror or error}" + (hint if error.errno == errno.ENOSPC else "")
+    hint = ""
+    if error.errno == errno.ENOSPC:
+        hint = "; free some space and run again (finished runs are kept and skipped)"
+    elif error.errno in (errno.EACCES, errno.EROFS, errno.EPERM) and cfg is not None:
+        cache_dir = Path(str(cfg.paths.cache_dir)).absolute()
+        if str(Path(str(where)).absolute()).startswith(str(cache_dir)):
+            hint = "; set paths.cache_dir= to a writable directory"
+    return f"{where}: {error.strerror or error}{hint}"
 
 
-def _record_failure(output_dir: Path, message: str) -> None:
-    """error.txt for the report's list of failed runs, unless even that cannot be written."""
+def describe_failure(error: Exception, output_dir: Path, cfg: DictConfig | None = None) -> str:
+    """The one line a user sees: our own errors speak for themselves; anything else is a bug
+    or an unforeseen input, named by type, with the traceback kept in the run directory."""
+    if isinstance(error, EmbcompareError):
+        return str(error)
+    if isinstance(error, OSError):
+        return _io_problem(error, output_dir, cfg)
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return (
+        f"{output_dir}: unexpected {type(error).__name__}: {first_line} "
+        f"(traceback in {output_dir / TRACEBACK_FILE})"
+    )
+
+
+ERROR_FILE = "error.json"
+TRACEBACK_FILE = "traceback.txt"
+
+
+def record_failure(output_dir: Path, error: Exception, message: str) -> None:
+    """error.json (type, message, traceback file) for the report's list of failed runs, unless
+    even that cannot be written."""
     try:
-        (output_dir / "error.txt").write_text(f"{message}\n")
+        (output_dir / TRACEBACK_FILE).write_text(
+            "".join(traceback.format_exception(error)), encoding="utf-8"
+        )
+        write_json_atomic(
+            output_dir / ERROR_FILE,
+            {"type": type(error).__name__, "message": message, "traceback": TRACEBACK_FILE},
+        )
     except OSError:
-        log.warning("could not write %s", output_dir / "error.txt")
+        log.warning("could not write %s", output_dir / ERROR_FILE)
+
+
+def _forget_failure(output_dir: Path) -> None:
+    """A run that now finished is no longer failed: drop what an earlier attempt left."""
+    for name in (ERROR_FILE, TRACEBACK_FILE, "error.txt"):
+        (output_dir / name).unlink(missing_ok=True)
 
 
 def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _finished(metrics_file: Path) -> dict | None:
+    if metrics_file.is_file():
+        log.info("already finished, skipping: %s", metrics_file)
+        return json.loads(metrics_file.read_text())
+    return None
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> dict | None:
+    """One run. In a sweep a failed run returns {"failed": message} rather than raising, so the
+    other runs go on and the sweep's summary counts it (embcompare.sweep)."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     finished = output_dir / "metrics.json"
-    if finished.is_file():
-        log.info("already finished, skipping: %s", finished)
-        return json.loads(finished.read_text())
-    try:
-        metrics = execute(cfg, output_dir)
-    except (EmbcompareError, OSError) as error:
-        message = (
-            str(error) if isinstance(error, EmbcompareError) else _io_problem(error, output_dir)
-        )
-        _record_failure(output_dir, message)
-        if _is_multirun():
-            raise EmbcompareError(message) from None
-        print(f"embcompare: error: {message}", file=sys.stderr)
-        sys.exit(2)
+    if (done := _finished(finished)) is not None:
+        return done
+    # A second sweep that reaches a run being computed waits for it, then skips it.
+    with FileLock(output_dir / ".lock"):
+        if (done := _finished(finished)) is not None:
+            return done
+        try:
+            validation.check_config(cfg)
+            metrics = execute(cfg, output_dir)
+        except Exception as error:
+            message = describe_failure(error, output_dir, cfg)
+            record_failure(output_dir, error, message)
+            if _is_multirun():
+                log.error("failed: %s", message)
+                return {"failed": message}
+            print(f"embcompare: error: {message}", file=sys.stderr)
+            sys.exit(2 if isinstance(error, EmbcompareError | OSError) else 1)
+        _forget_failure(output_dir)
     log.info(
         "%s %s n=%s seed=%s: test accuracy %.4f, macro-F1 %.4f (%d epochs, %.1fs)",
         metrics["dataset"],

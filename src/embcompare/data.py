@@ -12,29 +12,36 @@ Split policies: `given` (train/dev/test files), `holdout` and `kfold` (cut from 
 is how Kim (2014) evaluated one experiment across datasets of both kinds.
 
 `load_tokenized` adds each text's tokens. A dataset is read and tokenized once: the result is
-memoised in the process and stored on disk (joblib.Memory under `paths.cache_dir`/tokenized),
-keyed by the dataset config minus its split settings; that config pins each file's sha256, so
-the key changes with the content. Folds, dev cuts and subsamples are then cut from the tokens.
+memoised in the process and stored on disk as parquet under `paths.cache_dir`/tokenized (with a
+manifest of sizes and sha256s, checked on reading; no pickle), keyed by the dataset config minus
+its split settings; that config pins each file's sha256, so the key changes with the content.
+Folds, dev cuts and subsamples are then cut from the tokens.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import json
+import logging
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from embcompare.errors import EmbcompareError
 from embcompare.fetch import ensure_file
+from embcompare.stamps import MANIFEST, manifest_problem, write_manifest
 from embcompare.text import tokenize
 from embcompare.validation import check_classes, check_train_n
+
+log = logging.getLogger("embcompare")
 
 Reader = Callable[[Path, dict, "DatasetSpec"], Iterator[tuple[str, int]]]
 READERS: dict[str, Reader] = {}
@@ -88,13 +95,18 @@ class Split:
     texts: list[str]
     labels: np.ndarray
     tokens: list[list[str]] | None = None  # filled by load_tokenized
+    truncated: np.ndarray | None = None  # ... and which texts dataset.max_length cut
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def take(self, indices) -> Split:
         tokens = None if self.tokens is None else [self.tokens[i] for i in indices]
-        return Split([self.texts[i] for i in indices], self.labels[indices], tokens)
+        truncated = None if self.truncated is None else self.truncated[indices]
+        return Split([self.texts[i] for i in indices], self.labels[indices], tokens, truncated)
+
+    def truncated_count(self) -> int:
+        return 0 if self.truncated is None else int(self.truncated.sum())
 
 
 @dataclass
@@ -263,7 +275,7 @@ def load_splits(
 
 
 # Bump when reading or tokenizing changes what a stored tokenized dataset holds.
-TOKENIZED_FORMAT = 1
+TOKENIZED_FORMAT = 2
 
 
 def load_tokenized(cfg_dataset, data_dir: Path, mirror: str | None, cache_dir: Path) -> Splits:
@@ -284,25 +296,82 @@ def _plain(cfg) -> dict:
 
 
 @functools.lru_cache(maxsize=2)
-def _tokenized_files(settings_json: str, data_dir: str, mirror: str | None, cache_dir: str):
-    memory = joblib.Memory(Path(cache_dir) / "tokenized", verbose=0)
-    # data_dir and mirror say where the files are, not what they hold: the sha256s do that.
-    read = memory.cache(_read_and_tokenize, ignore=["data_dir", "mirror"])
-    return read(settings_json, TOKENIZED_FORMAT, data_dir, mirror)
-
-
-def _read_and_tokenize(
-    settings_json: str, tokenized_format: int, data_dir: str, mirror: str | None
+def _tokenized_files(
+    settings_json: str, data_dir: str, mirror: str | None, cache_dir: str
 ) -> dict[str, Split]:
+    """Each split's texts, labels and tokens, stored as parquet (data, never code: a file
+    planted there cannot run) with a manifest of sizes and sha256s that is checked on reading.
+    data_dir and mirror say where the files are, not what they hold: the sha256s do that."""
+    key = hashlib.sha256(f"{settings_json}|{TOKENIZED_FORMAT}".encode()).hexdigest()[:16]
+    name = json.loads(settings_json).get("name", "dataset")
+    directory = Path(cache_dir) / "tokenized" / f"{name}-{key}"
+    if directory.exists():
+        problem = manifest_problem(directory)
+        if problem is None:
+            return _read_tokenized(directory)
+        log.warning("tokenized cache %s: %s; rebuilding it", directory, problem)
+    files = _read_and_tokenize(settings_json, data_dir, mirror)
+    _write_tokenized(directory, files)
+    return files
+
+
+def _write_tokenized(directory: Path, files: dict[str, Split]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.with_name(f"{directory.name}.tmp{os.getpid()}")
+    try:
+        staging.mkdir()
+        for split_name, split in files.items():
+            table = pa.table(
+                {
+                    "text": pa.array(split.texts, pa.string()),
+                    "label": pa.array(split.labels, pa.int64()),
+                    "tokens": pa.array(split.tokens, pa.list_(pa.string())),
+                    "truncated": pa.array(split.truncated, pa.bool_()),
+                }
+            )
+            pq.write_table(table, staging / f"{split_name}.parquet")
+        write_manifest(staging, [f"{split_name}.parquet" for split_name in files])
+        if directory.exists():  # a damaged cache being rebuilt
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except OSError:
+        if not (directory / MANIFEST).is_file():  # not merely beaten by another process
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _read_tokenized(directory: Path) -> dict[str, Split]:
+    import pyarrow.parquet as pq
+
+    files = {}
+    for path in sorted(directory.glob("*.parquet")):
+        columns = pq.read_table(path).to_pydict()
+        files[path.stem] = Split(
+            columns["text"],
+            np.array(columns["label"], dtype=np.int64),
+            columns["tokens"],
+            np.array(columns["truncated"], dtype=bool),
+        )
+    return files
+
+
+def _read_and_tokenize(settings_json: str, data_dir: str, mirror: str | None) -> dict[str, Split]:
     """Every split the files declare, each text tokenized and cut to dataset.max_length."""
     cfg = OmegaConf.create(json.loads(settings_json))
     spec = DatasetSpec.from_config(OmegaConf.merge(cfg, {"split": {}}))
     names = {entry.get("split", "all") for entry in spec.files.values()} - {"none"}
     files = {name: read_split(spec, Path(data_dir), mirror, name) for name in sorted(names)}
+    max_length = cfg.get("max_length")
     for split in files.values():
-        split.tokens = [
-            tokenize(t, cfg.lowercase, cfg.strip_html)[: cfg.max_length] for t in split.texts
-        ]
+        full = [tokenize(t, cfg.lowercase, cfg.strip_html) for t in split.texts]
+        split.tokens = [tokens[:max_length] for tokens in full]
+        split.truncated = np.array(
+            [max_length is not None and len(tokens) > max_length for tokens in full], dtype=bool
+        )
     return files
 
 

@@ -172,6 +172,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         "train_seconds": clock.seconds["seconds_train"],
         "total_seconds": sum(clock.seconds.values()),
         **clock.seconds,
+        "truncated_texts": sum(s.truncated_count() for s in (train_split, splits.dev, splits.test)),
         "vocab_size": len(vocab),
         "embedding_dim": source.dim,
         **embeddings.coverage(train_tokens, source).as_dict(),

@@ -20,6 +20,7 @@ Folds, dev cuts and subsamples are then cut from the tokens.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import gzip
 import hashlib
@@ -124,6 +125,11 @@ def numbered_lines(
     Lines are decoded one by one so a bad byte is reported at its real line number, with the
     config key that sets the encoding, when there is one.
     """
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        where = f"{encoding_key}={encoding!r}" if encoding_key else f"encoding {encoding!r}"
+        raise EmbcompareError(f"{where} is not a known text encoding (reading {path})") from None
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):

@@ -225,10 +225,10 @@ def _io_problem(error: OSError, output_dir: Path, cfg: DictConfig | None = None)
     hint = ""
     if error.errno == errno.ENOSPC:
         hint = "; free some space and run again (finished runs are kept and skipped)"
-    elif error.errno in (errno.EACCES, errno.EROFS, errno.EPERM) and cfg is not None:
-        cache_dir = Path(str(cfg.paths.cache_dir)).absolute()
-        if str(Path(str(where)).absolute()).startswith(str(cache_dir)):
-            hint = "; set paths.cache_dir= to a writable directory"
+    elif cfg is not None and Path(str(where)).absolute().is_relative_to(
+        Path(str(cfg.paths.cache_dir)).absolute()
+    ):  # e.g. a read-only data dir, whose cache/ holds converted vectors and tokenized data
+        hint = "; set paths.cache_dir= to a writable directory"
     return f"{where}: {error.strerror or error}{hint}"
 
 

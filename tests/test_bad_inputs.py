@@ -65,6 +65,7 @@ def assert_failed_cleanly(code: int, stderr: str, results: Path, *named: str) ->
     for text in named:
         assert text in line, line
     assert not list(results.rglob("metrics.json"))
+    print(line)  # the catalogue's messages: pytest -rP tests/test_bad_inputs.py
     return line
 
 
@@ -268,6 +269,7 @@ def refused(path, file_format, tmp_path, pattern, **extra) -> str:
     message = str(caught.value)
     assert "\n" not in message and str(path) in message
     assert not list((tmp_path / "cache").rglob("*.tmp*"))  # no staging dir left behind
+    print(message)
     return message
 
 
@@ -413,6 +415,31 @@ def test_a_gzipped_vectors_file_is_read_transparently(tmp_path, glove_rows, file
     source = load(packed, file_format, tmp_path)
     assert source.words == list(glove_rows[0])
     np.testing.assert_allclose(source.vectors, glove_rows[1], atol=1e-6)
+
+
+def test_nan_vectors_stop_a_run_before_training(tmp_path, glove_rows, data_dir, mirror):
+    lines = text_lines(*glove_rows)
+    lines[5] = lines[5].rsplit(" ", 1)[0] + " NaN"
+    path = write(tmp_path / "g.txt", lines)
+    results = tmp_path / "results"
+    code, stderr = quick_run(
+        results, data_dir, mirror, "setup=static", "embedding=vectors-file",
+        "embedding.format=glove_text", f"embedding.path={path}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    assert_failed_cleanly(code, stderr, results, f"{path}: line 6: word", "not a finite")
+    assert len(list(results.rglob("error.json"))) == 1
+
+
+def test_nan_vectors_stop_evaluate_instead_of_scoring_zero(tmp_path, glove_rows):
+    lines = text_lines(*glove_rows)
+    lines[0] = lines[0].rsplit(" ", 1)[0] + " nan"
+    path = write(tmp_path / "g.txt", lines)
+    code, stderr = run_in_process(
+        "evaluate", f"vectors={path}", f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.results_dir={tmp_path / 'results'}",
+    )  # fmt: skip
+    assert_failed_cleanly(code, stderr, tmp_path, f"{path}: line 1: word", "not a finite")
 
 
 # ------------------------------------------------------------------------------------------

@@ -98,6 +98,8 @@ CONFIG_CASES = [
     ("dataset.split.dev_fraction=1.5", "dataset.split.dev_fraction=1.5 must be a number in (0, 1)"),
     ("dataset.split.test_fraction=0", "dataset.split.test_fraction=0 must be a number in (0, 1)"),
     ("embedding.dim=0", "embedding.dim=0 must be a positive integer or null"),
+    ("+unused=1", "+unused=1: no setting 'unused' is read by embcompare"),
+    ("+dataset.typo=1", "+dataset.typo=1: no setting 'dataset.typo' is read"),
     (
         "dataset=mr dataset.split.policy=kfold dataset.split.fold=10",
         "dataset.split.fold=10 must be in [0, 10)",

@@ -295,7 +295,7 @@ def main(cfg: DictConfig) -> dict | None:
         if (done := _finished(finished)) is not None:
             return done
         try:
-            validation.check_config(cfg)
+            validation.check_config(cfg, HydraConfig.get().overrides.task)
             metrics = execute(cfg, output_dir)
         except Exception as error:
             message = describe_failure(error, output_dir, cfg)

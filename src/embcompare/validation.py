@@ -73,8 +73,26 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 
 
-def check_config(cfg: DictConfig) -> None:
+# `+key=value` may add settings only where the code passes every key on: optimizer arguments.
+# Anywhere else nothing reads an added key, and it would only give an identical run a new key.
+ADDABLE_PREFIXES = ("train.optimizer.", "hydra.")
+
+
+def check_added_keys(task_overrides) -> None:
+    for override in task_overrides:
+        if override.startswith("+") and not override.startswith("++"):
+            key = override[1:].split("=", 1)[0]
+            if not key.startswith(ADDABLE_PREFIXES):
+                raise EmbcompareError(
+                    f"{override}: no setting {key!r} is read by embcompare, so adding it would "
+                    "only rerun the same computation under a new run key; remove it (only "
+                    f"{', '.join(p + '*' for p in ADDABLE_PREFIXES)} may be added)"
+                )
+
+
+def check_config(cfg: DictConfig, task_overrides=()) -> None:
     """Raise EmbcompareError for the first config value outside its allowed range."""
+    check_added_keys(task_overrides)
     for key, (is_allowed, allowed) in RULES.items():
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is not _MISSING and not is_allowed(value):

@@ -218,6 +218,19 @@ def test_kfold_needs_a_class_in_every_fold(tmp_path):
     assert_failed_cleanly(code, stderr, tmp_path, "class 'positive' has 3", "the 5 the split")
 
 
+@pytest.mark.slow
+def test_a_200000_token_line_is_cut_to_max_length_and_counted(tmp_path):
+    huge = "1 " + " ".join(f"w{i % 5000}" for i in range(200_000))
+    lines = [f"{i % 2} short text {i}" for i in range(59)] + [huge]
+    data_dir = user_dataset(tmp_path, lines)
+    code, stderr = user_run(
+        tmp_path, data_dir, "train.epochs=1", "train.min_steps=0", "semantic.enabled=false"
+    )
+    assert code == 0, stderr[-3000:]
+    (metrics_file,) = (tmp_path / "results").rglob("metrics.json")
+    assert json.loads(metrics_file.read_text())["truncated_texts"] == 1
+
+
 def test_an_unknown_text_encoding_names_the_key(tmp_path):
     data_dir = user_dataset(tmp_path, ["0 a", "1 b"] * 10)
     code, stderr = user_run(tmp_path, data_dir, "dataset.encoding=klingon")

@@ -139,7 +139,7 @@ def test_report_refuses_an_unsafe_experiment_name(tmp_path):
 def test_a_one_class_training_sample_is_refused(results, data_dir, mirror):
     code, stderr = quick_run(results, data_dir, mirror, "train.n=1")
     line = assert_failed_cleanly(code, stderr, results, "train.n=1:", "at least 2 classes")
-    assert "training sample has 1 example(s)" in line
+    assert "training sample has 1 example(s) of class(es) ['positive']" in line
 
 
 def user_dataset(tmp_path: Path, lines: list[str], **split) -> Path:

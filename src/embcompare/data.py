@@ -412,7 +412,7 @@ def nested_order(labels: np.ndarray, seed: int) -> np.ndarray:
     return np.lexsort((tiebreak, keys))
 
 
-def subsample(train: Split, n: int | str, seed: int) -> Split:
+def subsample(train: Split, n: int | str, seed: int, label_names=None) -> Split:
     check_train_n(n)
     if n == "all":
         return train
@@ -422,7 +422,6 @@ def subsample(train: Split, n: int | str, seed: int) -> Split:
             "train.n or train.n=all"
         )
     sample = train.take(np.sort(nested_order(train.labels, seed)[:n]))
-    check_classes(
-        sample.labels, list(range(int(train.labels.max()) + 1)), "training sample", f"train.n={n}"
-    )
+    names = list(label_names or range(int(train.labels.max()) + 1))
+    check_classes(sample.labels, names, "training sample", f"train.n={n}")
     return sample

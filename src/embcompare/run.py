@@ -109,7 +109,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     splits = data.load_tokenized(
         cfg.dataset, data_dir_from(cfg.paths.data_dir), cfg.paths.mirror, cache_dir
     )
-    train_split = data.subsample(splits.train, cfg.train.n, int(cfg.seed))
+    train_split = data.subsample(splits.train, cfg.train.n, int(cfg.seed), list(cfg.dataset.labels))
     train_tokens, dev_tokens, test_tokens = (
         s.tokens for s in (train_split, splits.dev, splits.test)
     )

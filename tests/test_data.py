@@ -176,7 +176,7 @@ def test_tokenized_dataset_is_served_from_disk_in_a_new_process(
 ):
     cfg = load_conf("dataset", "trec")
     first = load_tokenized(cfg, data_dir, str(mirror), tmp_path)
-    assert list((tmp_path / "tokenized").rglob("output.pkl"))
+    assert list((tmp_path / "tokenized").rglob("*.parquet"))
     data._tokenized_files.cache_clear()  # what a new process starts with
 
     def no_reading(*args):

@@ -167,15 +167,19 @@ def test_findings_name_the_vectors_when_a_sweep_used_several():
     assert w2v in text
 
 
-def test_report_removes_figures_it_no_longer_shows(tmp_path):
-    from embcompare.reporting.report import Report
+def test_report_removes_only_figures_it_wrote_and_no_longer_shows(tmp_path):
+    from embcompare.reporting.report import FIGURES_MANIFEST, Report
 
     figures = tmp_path / "figures"
     figures.mkdir()
-    for name in ("shown.png", "shown.svg", "stale.png", "stale.svg"):
+    for name in ("shown.png", "shown.svg", "stale.png", "stale.svg", "mine.png", "mine.svg"):
         (figures / name).write_bytes(b"\x89PNG")
+    earlier = Report("t")  # an earlier report showed 'stale'; 'mine' is the user's own
+    earlier.figure(figures / "stale.png", "an old figure", tmp_path)
+    earlier.write(tmp_path)
     report = Report("t")
     report.figure(figures / "shown.png", "a figure", tmp_path)
     report.write(tmp_path)
-    assert sorted(p.name for p in figures.iterdir()) == ["shown.png", "shown.svg"]
+    kept = sorted(p.name for p in figures.iterdir())
+    assert kept == [FIGURES_MANIFEST, "mine.png", "mine.svg", "shown.png", "shown.svg"]
     assert "![a figure](figures/shown.png)" in (tmp_path / "report.md").read_text()

@@ -305,9 +305,15 @@ def _alps_runs(rand_transfer, static_transfer, rand_drop, static_drop):
             ("static", static_transfer, static_drop),
         ):
             rows.append(
-                run_row(setup, "100", seed, 0.6, transfer_probe_accuracy=transfer + jitter,
-                        perturbed_changed_original_accuracy=0.7,
-                        perturbed_changed_accuracy=0.7 - drop - jitter / 2)  # fmt: skip
+                run_row(
+                    setup,
+                    "100",
+                    seed,
+                    0.6,
+                    transfer_probe_accuracy=transfer + jitter,
+                    perturbed_changed_original_accuracy=0.7,
+                    perturbed_changed_accuracy=0.7 - drop - jitter / 2,
+                )  # fmt: skip
             )
     return pd.DataFrame(rows)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 USAGE = """usage: embcompare <command> [args]
@@ -27,11 +28,44 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from embcompare.errors import EmbcompareError
 
+    _stop_on_sigterm()
     try:
         return handler(rest)
     except EmbcompareError as error:
         print(f"embcompare: error: {error}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Terminated) as stop:
+        return _interrupted(stop)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that joblib stops (and kills) its workers and
+    no run is left half-recorded: metrics.json is written last, atomically."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _stop_on_sigterm() -> None:
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _interrupted(stop: BaseException) -> int:
+    from embcompare.training import progress as sweep
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this message
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    finished = sweep.finished_since_start() or 0
+    print(
+        f"interrupted: {finished} runs finished, rerun the same command to continue",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 143 if isinstance(stop, Terminated) else 130
 
 
 def _data(rest: list[str]) -> int:
@@ -41,9 +75,12 @@ def _data(rest: list[str]) -> int:
 
 
 def _run(rest: list[str]) -> int:
-    from embcompare import run
+    from embcompare import run, validation
     from embcompare.errors import EmbcompareError
+    from embcompare.training import progress as sweep
 
+    for name in (a.split("=", 1)[1] for a in rest if a.split("=", 1)[0] in ("name", "+name")):
+        validation.check_name("name", name)  # before Hydra makes a directory of it
     problem = _unwritable_results_dir(rest)
     if problem:
         raise EmbcompareError(problem)
@@ -51,7 +88,8 @@ def _run(rest: list[str]) -> int:
     multirun = [a for a in rest if a in ("-m", "--multirun")]
     sys.argv = [f"{sys.argv[0]} run", *multirun, *(a for a in rest if a not in multirun)]
     run.main()
-    return 0
+    outcome = sweep.CURRENT["outcome"]
+    return 1 if multirun and outcome is not None and outcome.failed else 0
 
 
 def _report(rest: list[str]) -> int:

@@ -22,19 +22,40 @@ CONF_DIR = Path(str(importlib.resources.files("embcompare") / "conf"))
 # Settings that say where files live or what the report shows, not what a run computes: they
 # stay out of the run key, so changing them never redoes runs.
 _NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper")
+# Settings inside computed groups that only change what a run displays.
+_DISPLAY_ONLY = (("train", "progress"),)
 
 
 def keyed_config(cfg: DictConfig) -> dict:
     """The resolved config that decides what a run computes: the run key's content.
 
     `paths` values resolve to placeholders here, so a setting that points into the data dir
-    (`${paths.cache_dir}/pretrained/...`) keys the same wherever the data lives.
+    (`${paths.cache_dir}/pretrained/...`) keys the same wherever the data lives; display-only
+    settings are left out, and a vectors file named by path enters by its sha256 too.
     """
     kept = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in _NOT_IN_RUN_KEY])
     kept.paths = {name: f"<paths.{name}>" for name in cfg.get("paths", {})}
     resolved = OmegaConf.to_container(kept, resolve=True)
     resolved.pop("paths")
+    for group, key in _DISPLAY_ONLY:
+        resolved.get(group, {}).pop(key, None)
+    stamps = _input_stamps(cfg)
+    if stamps:
+        resolved["input_sha256"] = stamps
     return resolved
+
+
+def _input_stamps(root: DictConfig) -> dict[str, str]:
+    """sha256 of each input file that the config names by path alone, so overwriting it makes
+    the next run compute again. Dataset and benchmark files need none: their configs pin each
+    file's sha256 already."""
+    from embcompare.stamps import content_stamp
+
+    path = OmegaConf.select(root, "embedding.path", default=None)
+    if not path:
+        return {}
+    cache_dir = OmegaConf.select(root, "paths.cache_dir", default=None)
+    return {"embedding.path": content_stamp(Path(str(path)).expanduser(), cache_dir)}
 
 
 def config_record(cfg: DictConfig) -> dict[str, str]:

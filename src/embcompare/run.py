@@ -11,14 +11,17 @@ import json
 import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import hydra
 import numpy as np
+from filelock import FileLock
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from embcompare import validation
 from embcompare.config import CONF_DIR, config_record, register_resolvers
 from embcompare.errors import EmbcompareError
 from embcompare.io import write_json_atomic
@@ -57,7 +60,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     splits = data.load_tokenized(
         cfg.dataset, data_dir_from(cfg.paths.data_dir), cfg.paths.mirror, cache_dir
     )
-    train_split = data.subsample(splits.train, cfg.train.n, int(cfg.seed))
+    train_split = data.subsample(splits.train, cfg.train.n, int(cfg.seed), list(cfg.dataset.labels))
     train_tokens, dev_tokens, test_tokens = (
         s.tokens for s in (train_split, splits.dev, splits.test)
     )
@@ -140,6 +143,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         "train_seconds": clock.seconds["seconds_train"],
         "total_seconds": sum(clock.seconds.values()),
         **clock.seconds,
+        "truncated_texts": sum(s.truncated_count() for s in (train_split, splits.dev, splits.test)),
         "vocab_size": len(vocab),
         "embedding_dim": source.dim,
         **embeddings.coverage(train_tokens, source).as_dict(),
@@ -228,43 +232,93 @@ def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
     return sorted(w for w in words if source.row_of(w) is not None)
 
 
-def _io_problem(error: OSError, output_dir: Path) -> str:
+def _io_problem(error: OSError, output_dir: Path, cfg: DictConfig | None = None) -> str:
     """One line for a failed read or write: the file when the OS names it, else the run."""
     where = error.filename or output_dir
-    hint = "; free some space and run again (finished runs are kept and skipped)"
-    return f"{where}: {error.strerror or error}" + (hint if error.errno == errno.ENOSPC else "")
+    hint = ""
+    if error.errno == errno.ENOSPC:
+        hint = "; free some space and run again (finished runs are kept and skipped)"
+    elif cfg is not None and Path(str(where)).absolute().is_relative_to(
+        Path(str(cfg.paths.cache_dir)).absolute()
+    ):  # e.g. a read-only data dir, whose cache/ holds converted vectors and tokenized data
+        hint = "; set paths.cache_dir= to a writable directory"
+    return f"{where}: {error.strerror or error}{hint}"
 
 
-def _record_failure(output_dir: Path, message: str) -> None:
-    """error.txt for the report's list of failed runs, unless even that cannot be written."""
+def describe_failure(error: Exception, output_dir: Path, cfg: DictConfig | None = None) -> str:
+    """The one line a user sees: our own errors speak for themselves; anything else is a bug
+    or an unforeseen input, named by type, with the traceback kept in the run directory."""
+    if isinstance(error, EmbcompareError):
+        return str(error)
+    if isinstance(error, OSError):
+        return _io_problem(error, output_dir, cfg)
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return (
+        f"{output_dir}: unexpected {type(error).__name__}: {first_line} "
+        f"(traceback in {output_dir / TRACEBACK_FILE})"
+    )
+
+
+ERROR_FILE = "error.json"
+TRACEBACK_FILE = "traceback.txt"
+
+
+def record_failure(output_dir: Path, error: Exception, message: str) -> None:
+    """error.json (type, message, traceback file) for the report's list of failed runs, unless
+    even that cannot be written."""
     try:
-        (output_dir / "error.txt").write_text(f"{message}\n")
+        (output_dir / TRACEBACK_FILE).write_text(
+            "".join(traceback.format_exception(error)), encoding="utf-8"
+        )
+        write_json_atomic(
+            output_dir / ERROR_FILE,
+            {"type": type(error).__name__, "message": message, "traceback": TRACEBACK_FILE},
+        )
     except OSError:
-        log.warning("could not write %s", output_dir / "error.txt")
+        log.warning("could not write %s", output_dir / ERROR_FILE)
+
+
+def _forget_failure(output_dir: Path) -> None:
+    """A run that now finished is no longer failed: drop what an earlier attempt left."""
+    for name in (ERROR_FILE, TRACEBACK_FILE, "error.txt"):
+        (output_dir / name).unlink(missing_ok=True)
 
 
 def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _finished(metrics_file: Path) -> dict | None:
+    if metrics_file.is_file():
+        log.info("already finished, skipping: %s", metrics_file)
+        return json.loads(metrics_file.read_text())
+    return None
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> dict | None:
+    """One run. In a sweep a failed run returns {"failed": message} rather than raising, so the
+    other runs go on and the sweep's summary counts it (embcompare.training.progress)."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     finished = output_dir / "metrics.json"
-    if finished.is_file():
-        log.info("already finished, skipping: %s", finished)
-        return json.loads(finished.read_text())
-    try:
-        metrics = execute(cfg, output_dir)
-    except (EmbcompareError, OSError) as error:
-        message = (
-            str(error) if isinstance(error, EmbcompareError) else _io_problem(error, output_dir)
-        )
-        _record_failure(output_dir, message)
-        if _is_multirun():
-            raise EmbcompareError(message) from None
-        print(f"embcompare: error: {message}", file=sys.stderr)
-        sys.exit(2)
+    if (done := _finished(finished)) is not None:
+        return done
+    # A second sweep that reaches a run being computed waits for it, then skips it.
+    with FileLock(output_dir / ".lock"):
+        if (done := _finished(finished)) is not None:
+            return done
+        try:
+            validation.check_config(cfg, HydraConfig.get().overrides.task)
+            metrics = execute(cfg, output_dir)
+        except Exception as error:
+            message = describe_failure(error, output_dir, cfg)
+            record_failure(output_dir, error, message)
+            if _is_multirun():
+                log.error("failed: %s", message)
+                return {"failed": message}
+            print(f"embcompare: error: {message}", file=sys.stderr)
+            sys.exit(2 if isinstance(error, EmbcompareError | OSError) else 1)
+        _forget_failure(output_dir)
     log.info(
         "%s %s n=%s seed=%s: test accuracy %.4f, macro-F1 %.4f (%d epochs, %.1fs)",
         metrics["dataset"],

@@ -42,7 +42,7 @@ def collect_runs(runs_dir: Path) -> pd.DataFrame:
     """One row per finished run; a run without metrics.json is unfinished and left out."""
     rows = []
     for metrics_file in sorted(Path(runs_dir).glob("*/metrics.json")):
-        row = json.loads(metrics_file.read_text())
+        row = _metrics_row(metrics_file)
         row["run_dir"] = metrics_file.parent.name
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -51,21 +51,44 @@ def collect_runs(runs_dir: Path) -> pd.DataFrame:
     return table
 
 
+def _metrics_row(metrics_file: Path) -> dict:
+    try:
+        row = json.loads(metrics_file.read_text())
+    except ValueError as error:
+        raise EmbcompareError(
+            f"{metrics_file}: not valid JSON ({error}); delete it to run that config again"
+        ) from None
+    if not isinstance(row, dict):
+        raise EmbcompareError(f"{metrics_file}: expected a JSON object of metrics")
+    return row
+
+
 def collect_failures(runs_dir: Path) -> pd.DataFrame:
-    """Runs that stopped with an error (error.txt) and never finished."""
+    """Runs that stopped with an error (error.json; error.txt before it) and never finished."""
     rows = []
-    for error_file in sorted(Path(runs_dir).glob("*/error.txt")):
-        if (error_file.parent / "metrics.json").exists():
+    found = (Path(runs_dir).glob(f"*/{name}") for name in ("error.json", "error.txt"))
+    run_dirs = {path.parent for paths in found for path in paths}
+    for run_dir in sorted(run_dirs):
+        if (run_dir / "metrics.json").exists():
             continue
-        overrides = error_file.parent / ".hydra" / "overrides.yaml"
+        overrides = run_dir / ".hydra" / "overrides.yaml"
         rows.append(
             {
-                "run_dir": error_file.parent.name,
+                "run_dir": run_dir.name,
                 "overrides": " ".join(_yaml_list(overrides)) if overrides.exists() else "",
-                "error": error_file.read_text().strip(),
+                "error": _error_message(run_dir),
             }
         )
     return pd.DataFrame(rows, columns=["run_dir", "overrides", "error"])
+
+
+def _error_message(run_dir: Path) -> str:
+    if (run_dir / "error.json").is_file():
+        try:
+            return str(json.loads((run_dir / "error.json").read_text())["message"]).strip()
+        except (ValueError, KeyError, TypeError):
+            return f"{run_dir / 'error.json'} is unreadable"
+    return (run_dir / "error.txt").read_text().strip()
 
 
 def _yaml_list(path: Path) -> list[str]:

@@ -12,21 +12,25 @@ Split policies: `given` (train/dev/test files), `holdout` and `kfold` (cut from 
 is how Kim (2014) evaluated one experiment across datasets of both kinds.
 
 `load_tokenized` adds each text's tokens. A dataset is read and tokenized once: the result is
-memoised in the process and stored on disk (joblib.Memory under `paths.cache_dir`/tokenized),
-keyed by the dataset config minus its split settings; that config pins each file's sha256, so
-the key changes with the content. Folds, dev cuts and subsamples are then cut from the tokens.
+memoised in the process and stored on disk as parquet under `paths.cache_dir`/tokenized (with a
+manifest of sizes and sha256s, checked on reading; no pickle), keyed by the dataset config minus
+its split settings; that config pins each file's sha256, so the key changes with the content.
+Folds, dev cuts and subsamples are then cut from the tokens.
 """
 
 from __future__ import annotations
 
+import codecs
 import functools
 import gzip
+import hashlib
 import json
+import logging
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import StratifiedKFold, train_test_split
@@ -34,6 +38,11 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from embcompare.data.fetch import ensure_file
 from embcompare.data.text import tokenize
 from embcompare.errors import EmbcompareError
+from embcompare.io import write_atomic
+from embcompare.stamps import MANIFEST, manifest_problem, write_manifest
+from embcompare.validation import check_classes, check_train_n
+
+log = logging.getLogger("embcompare")
 
 Reader = Callable[[Path, dict, "DatasetSpec"], Iterator[tuple[str, int]]]
 READERS: dict[str, Reader] = {}
@@ -87,13 +96,18 @@ class Split:
     texts: list[str]
     labels: np.ndarray
     tokens: list[list[str]] | None = None  # filled by load_tokenized
+    truncated: np.ndarray | None = None  # ... and which texts dataset.max_length cut
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def take(self, indices) -> Split:
         tokens = None if self.tokens is None else [self.tokens[i] for i in indices]
-        return Split([self.texts[i] for i in indices], self.labels[indices], tokens)
+        truncated = None if self.truncated is None else self.truncated[indices]
+        return Split([self.texts[i] for i in indices], self.labels[indices], tokens, truncated)
+
+    def truncated_count(self) -> int:
+        return 0 if self.truncated is None else int(self.truncated.sum())
 
 
 @dataclass
@@ -111,6 +125,11 @@ def numbered_lines(
     Lines are decoded one by one so a bad byte is reported at its real line number, with the
     config key that sets the encoding, when there is one.
     """
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        where = f"{encoding_key}={encoding!r}" if encoding_key else f"encoding {encoding!r}"
+        raise EmbcompareError(f"{where} is not a known text encoding (reading {path})") from None
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -238,6 +257,8 @@ def load_splits(
     elif policy in ("holdout", "kfold"):
         everything = read_split(spec, data_dir, mirror, "all")
         _require_examples(everything, spec, "all")
+        per_class = 2 if policy == "holdout" else int(spec.split["folds"])
+        _require_classes(everything, spec, "whole dataset", per_class)
         if policy == "holdout":
             train, test = _stratified_cut(everything, float(spec.split["test_fraction"]), seed)
         else:
@@ -251,6 +272,7 @@ def load_splits(
         )
     _require_examples(train, spec, "train")
     _require_examples(test, spec, "test")
+    _require_classes(train, spec, "training split", 1 if _has_split(spec, "dev") else 2)
     if _has_split(spec, "dev"):
         dev = read_split(spec, data_dir, mirror, "dev")
     else:
@@ -259,7 +281,7 @@ def load_splits(
 
 
 # Bump when reading or tokenizing changes what a stored tokenized dataset holds.
-TOKENIZED_FORMAT = 1
+TOKENIZED_FORMAT = 2
 
 
 def load_tokenized(cfg_dataset, data_dir: Path, mirror: str | None, cache_dir: Path) -> Splits:
@@ -280,25 +302,81 @@ def _plain(cfg) -> dict:
 
 
 @functools.lru_cache(maxsize=2)
-def _tokenized_files(settings_json: str, data_dir: str, mirror: str | None, cache_dir: str):
-    memory = joblib.Memory(Path(cache_dir) / "tokenized", verbose=0)
-    # data_dir and mirror say where the files are, not what they hold: the sha256s do that.
-    read = memory.cache(_read_and_tokenize, ignore=["data_dir", "mirror"])
-    return read(settings_json, TOKENIZED_FORMAT, data_dir, mirror)
-
-
-def _read_and_tokenize(
-    settings_json: str, tokenized_format: int, data_dir: str, mirror: str | None
+def _tokenized_files(
+    settings_json: str, data_dir: str, mirror: str | None, cache_dir: str
 ) -> dict[str, Split]:
+    """Each split's texts, labels and tokens, stored as parquet (data, never code: a file
+    planted there cannot run) with a manifest of sizes and sha256s that is checked on reading.
+    data_dir and mirror say where the files are, not what they hold: the sha256s do that."""
+    key = hashlib.sha256(f"{settings_json}|{TOKENIZED_FORMAT}".encode()).hexdigest()[:16]
+    name = json.loads(settings_json).get("name", "dataset")
+    directory = Path(cache_dir) / "tokenized" / f"{name}-{key}"
+    if directory.exists():
+        problem = manifest_problem(directory)
+        if problem is None:
+            return _read_tokenized(directory)
+        log.warning("tokenized cache %s: %s; rebuilding it", directory, problem)
+    files = _read_and_tokenize(settings_json, data_dir, mirror)
+    _write_tokenized(directory, files)
+    return files
+
+
+def _write_tokenized(directory: Path, files: dict[str, Split]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def fill(staging: Path) -> None:
+        staging.mkdir()
+        for split_name, split in files.items():
+            table = pa.table(
+                {
+                    "text": pa.array(split.texts, pa.string()),
+                    "label": pa.array(split.labels, pa.int64()),
+                    "tokens": pa.array(split.tokens, pa.list_(pa.string())),
+                    "truncated": pa.array(split.truncated, pa.bool_()),
+                }
+            )
+            pq.write_table(table, staging / f"{split_name}.parquet")
+        write_manifest(staging, [f"{split_name}.parquet" for split_name in files])
+        if directory.exists():  # a damaged cache being rebuilt
+            shutil.rmtree(directory)
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_atomic(directory, fill)
+    except OSError:
+        if not (directory / MANIFEST).is_file():  # not merely beaten by another process
+            raise
+
+
+def _read_tokenized(directory: Path) -> dict[str, Split]:
+    import pyarrow.parquet as pq
+
+    files = {}
+    for path in sorted(directory.glob("*.parquet")):
+        columns = pq.read_table(path).to_pydict()
+        files[path.stem] = Split(
+            columns["text"],
+            np.array(columns["label"], dtype=np.int64),
+            columns["tokens"],
+            np.array(columns["truncated"], dtype=bool),
+        )
+    return files
+
+
+def _read_and_tokenize(settings_json: str, data_dir: str, mirror: str | None) -> dict[str, Split]:
     """Every split the files declare, each text tokenized and cut to dataset.max_length."""
     cfg = OmegaConf.create(json.loads(settings_json))
     spec = DatasetSpec.from_config(OmegaConf.merge(cfg, {"split": {}}))
     names = {entry.get("split", "all") for entry in spec.files.values()} - {"none"}
     files = {name: read_split(spec, Path(data_dir), mirror, name) for name in sorted(names)}
+    max_length = cfg.get("max_length")
     for split in files.values():
-        split.tokens = [
-            tokenize(t, cfg.lowercase, cfg.strip_html)[: cfg.max_length] for t in split.texts
-        ]
+        full = [tokenize(t, cfg.lowercase, cfg.strip_html) for t in split.texts]
+        split.tokens = [tokens[:max_length] for tokens in full]
+        split.truncated = np.array(
+            [max_length is not None and len(tokens) > max_length for tokens in full], dtype=bool
+        )
     return files
 
 
@@ -306,6 +384,15 @@ def _require_examples(split: Split, spec: DatasetSpec, name: str) -> None:
     if len(split) == 0:
         files = [e["path"] for e in spec.files.values() if e.get("split", "all") == name]
         raise EmbcompareError(f"dataset {spec.name}: no {name} examples in {files or 'any file'}")
+
+
+def _require_classes(split: Split, spec: DatasetSpec, what: str, per_class: int) -> None:
+    """Stratified cuts need every class at least twice (folds: once per fold), and a
+    classifier needs two classes."""
+    files = sorted({e["path"] for e in spec.files.values() if e.get("split", "all") != "none"})
+    check_classes(
+        split.labels, spec.labels, what, f"dataset {spec.name} ({', '.join(files)})", per_class
+    )
 
 
 def nested_order(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -324,14 +411,16 @@ def nested_order(labels: np.ndarray, seed: int) -> np.ndarray:
     return np.lexsort((tiebreak, keys))
 
 
-def subsample(train: Split, n: int | str, seed: int) -> Split:
-    if n == "all" or n is None:
+def subsample(train: Split, n: int | str, seed: int, label_names=None) -> Split:
+    check_train_n(n)
+    if n == "all":
         return train
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise EmbcompareError(f"train.n={n!r} must be a positive integer or 'all'")
     if n > len(train):
         raise EmbcompareError(
             f"train.n={n} exceeds the {len(train)} training examples available; use a smaller "
             "train.n or train.n=all"
         )
-    return train.take(np.sort(nested_order(train.labels, seed)[:n]))
+    sample = train.take(np.sort(nested_order(train.labels, seed)[:n]))
+    names = list(label_names or range(int(train.labels.max()) + 1))
+    check_classes(sample.labels, names, "training sample", f"train.n={n}")
+    return sample

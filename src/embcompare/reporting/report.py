@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import importlib.metadata
+import json
 import os
 import platform
 from dataclasses import dataclass, field
@@ -141,11 +142,28 @@ class Report:
         return md_path, html_path
 
     def _remove_stale_figures(self, figures: Path) -> None:
-        """Figures of an earlier report that this one no longer shows (PNG and its SVG twin)."""
-        kept = {path.with_suffix("") for path in self.shown}
-        for path in list(figures.glob("*.png")) + list(figures.glob("*.svg")):
-            if path.resolve().with_suffix("") not in kept:
-                path.unlink()
+        """Figures that an earlier report wrote and this one no longer shows (PNG and its SVG
+        twin). Only files listed in the report's own manifest are removed: a user's files in
+        figures/ are never touched."""
+        manifest = figures / FIGURES_MANIFEST
+        try:
+            written_before = set(json.loads(manifest.read_text()))
+        except (OSError, ValueError, TypeError):
+            written_before = set()
+        written_now = {
+            twin.name
+            for png in self.shown
+            for twin in (png, png.with_suffix(".svg"))
+            if twin.parent == figures.resolve() and twin.is_file()
+        }
+        for name in sorted(written_before - written_now):
+            (figures / Path(name).name).unlink(missing_ok=True)
+        if written_now or manifest.exists():
+            figures.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(manifest, json.dumps(sorted(written_now), indent=1) + "\n")
+
+
+FIGURES_MANIFEST = ".written-by-report.json"
 
 
 def _cell(value) -> str:
@@ -605,8 +623,10 @@ def _failures_section(report, failures: pd.DataFrame) -> None:
 
 def main(overrides: list[str]) -> int:
     from embcompare.config import compose
+    from embcompare.validation import check_name
 
     cfg = compose("config", overrides)  # an unknown experiment name is one error line
+    check_name("name", cfg.name)  # a directory under the results dir, never outside it
     claims_from = Path(cfg.paths.cache_dir) / "pretrained" if cfg.get("report_claims") else None
     md_path, html_path = build(
         cfg.name, Path(cfg.paths.results_dir), claims_from, cfg.get("report_paper")

@@ -7,7 +7,11 @@ launcher's own progress output is what a user sees.
 
 from __future__ import annotations
 
+import json
 import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -27,6 +31,52 @@ def count_jobs(sweeper_params: dict[str, str], task_overrides: list[str]) -> int
     return math.prod(by_key.values())
 
 
+@dataclass
+class SweepOutcome:
+    """The runs of one sweep, found by their run directories, whatever launcher ran them."""
+
+    finished: list[Path] = field(default_factory=list)
+    failed: dict[Path, str] = field(default_factory=dict)
+    listing: Path | None = None
+
+    def summary(self) -> str:
+        where = f" (listed in {self.listing})" if self.failed else ""
+        return f"{len(self.finished)} finished, {len(self.failed)} failed{where}"
+
+
+# The sweep that this process started, for the command line's exit status and its message
+# when interrupted (the callbacks run in this process under every launcher).
+CURRENT: dict[str, Any] = {"sweep_dir": None, "started": None, "outcome": None}
+
+
+def sweep_outcome(sweep_dir: Path, started: float) -> SweepOutcome:
+    """Runs whose Hydra files were written since `started` belong to this sweep."""
+    outcome = SweepOutcome()
+    for overrides in sorted(Path(sweep_dir).glob("*/.hydra/overrides.yaml")):
+        run_dir = overrides.parents[1]
+        if overrides.stat().st_mtime < started:
+            continue
+        if (run_dir / "metrics.json").is_file():
+            outcome.finished.append(run_dir)
+        elif (run_dir / "error.json").is_file():
+            outcome.failed[run_dir] = _error_message(run_dir / "error.json")
+    return outcome
+
+
+def _error_message(error_file: Path) -> str:
+    try:
+        return str(json.loads(error_file.read_text()).get("message", "")).strip()
+    except (OSError, ValueError, AttributeError):
+        return f"{error_file} is unreadable"
+
+
+def finished_since_start() -> int | None:
+    """Runs finished so far by the sweep in progress; None outside a sweep."""
+    if CURRENT["sweep_dir"] is None:
+        return None
+    return len(sweep_outcome(CURRENT["sweep_dir"], CURRENT["started"]).finished)
+
+
 class SweepProgress(Callback):
     def __init__(self) -> None:
         self.bar: tqdm | None = None
@@ -36,6 +86,9 @@ class SweepProgress(Callback):
         return {"bar": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # a second earlier: file times may be coarser than the clock
+        CURRENT.update(sweep_dir=Path(config.hydra.sweep.dir), started=time.time() - 1.0)
+        CURRENT["outcome"] = None
         total = count_jobs(
             dict(config.hydra.sweeper.get("params") or {}), config.hydra.overrides.task
         )
@@ -46,7 +99,10 @@ class SweepProgress(Callback):
             return
         self.bar.update(1)
         overrides = " ".join(job_return.overrides or [])
-        if job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value, dict):
+        value = job_return._return_value
+        if isinstance(value, dict) and "failed" in value:
+            self.bar.write(f"FAILED {overrides}: {value['failed']}")
+        elif job_return.status == JobStatus.COMPLETED and isinstance(value, dict):
             accuracy = job_return.return_value.get("test_accuracy", float("nan"))
             self.bar.write(f"done   {overrides}: test accuracy {accuracy:.4f}")
         else:
@@ -55,3 +111,10 @@ class SweepProgress(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.bar is not None:
             self.bar.close()
+        outcome = sweep_outcome(CURRENT["sweep_dir"], CURRENT["started"])
+        if outcome.failed:
+            outcome.listing = CURRENT["sweep_dir"] / "failed.txt"
+            lines = [f"{run_dir.name}: {message}\n" for run_dir, message in outcome.failed.items()]
+            outcome.listing.write_text("".join(lines))
+        CURRENT.update(outcome=outcome, sweep_dir=None)
+        print(outcome.summary(), flush=True)

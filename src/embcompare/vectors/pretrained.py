@@ -2,17 +2,22 @@
 
 Every source, whatever its file format, is converted once into a cache of `vectors.npy` plus
 `words.txt`; later loads memory-map the array, which takes well under a second for 400k x 50.
-gensim parses the original formats (word2vec binary/text, fastText .vec, GloVe text). Within a
+Text formats (word2vec/fastText text, GloVe) are parsed here, line by line, so every problem
+names its line; gensim parses word2vec binary. Gzipped files are read transparently.
+A repeated word keeps its first vector (as gensim does), with a warning counting repeats. Within a
 process a source is loaded once: the runs of a sweep share it (`forget_loaded` empties that memo).
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import importlib.resources
 import json
+import logging
 import os
+import shutil
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +31,9 @@ from tqdm import tqdm
 from embcompare.data.text import PAD_ID, UNK_ID, Vocabulary
 from embcompare.errors import EmbcompareError
 from embcompare.io import write_atomic
+from embcompare.stamps import MANIFEST, manifest_problem, write_manifest
+
+log = logging.getLogger("embcompare")
 
 
 @dataclass
@@ -114,26 +122,37 @@ def _load_memoised(cfg_json: str, cache_dir: str, stamp: str) -> PretrainedVecto
 
 # --- the cache format -----------------------------------------------------------------------
 
+CACHE_FILES = ["vectors.npy", "words.txt"]
+
 
 def write_cache(directory: Path, words: Sequence[str], vectors: np.ndarray) -> None:
-    """Write atomically: a reader never sees a half-written cache."""
+    """Write atomically, with a manifest of each file's size and sha256: a reader never sees a
+    half-written cache, and a cache damaged later is noticed. The staging dir never outlives a
+    failure (io.write_atomic)."""
 
     def fill(staging: Path) -> None:
         staging.mkdir()
         np.save(staging / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
         (staging / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+        write_manifest(staging, CACHE_FILES)
+        if directory.exists():  # a damaged cache being rebuilt
+            shutil.rmtree(directory)
 
     directory.parent.mkdir(parents=True, exist_ok=True)
     try:
         write_atomic(directory, fill)
     except OSError:
-        if not (directory / "words.txt").is_file():
+        if not (directory / MANIFEST).is_file():  # not merely beaten by another process
             raise
-        # another process finished the same cache first
 
 
 def read_cache(directory: Path, name: str) -> PretrainedVectors:
-    vectors = np.load(directory / "vectors.npy", mmap_mode="r")
+    try:
+        vectors = np.load(directory / "vectors.npy", mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        raise EmbcompareError(
+            f"{directory / 'vectors.npy'}: not a readable array ({error})"
+        ) from None
     words = (directory / "words.txt").read_text(encoding="utf-8").split("\n")[:-1]
     if len(words) != len(vectors):
         raise EmbcompareError(
@@ -148,6 +167,8 @@ def load_npy_words(cfg: dict, cache_dir: Path) -> PretrainedVectors:
     directory = Path(cfg["path"]).expanduser()
     if not (directory / "vectors.npy").is_file():
         raise EmbcompareError(f"embedding.path={directory}: no vectors.npy there")
+    if (directory / MANIFEST).is_file() and (problem := manifest_problem(directory)):
+        raise EmbcompareError(f"embedding.path={directory}: {problem}; the vectors are damaged")
     return read_cache(directory, cfg["name"])
 
 
@@ -162,7 +183,7 @@ def load_npy_parquet(cfg: dict, cache_dir: Path) -> PretrainedVectors:
         raise EmbcompareError(
             f"embedding.package={cfg['package']!r} is not installed; run `make setup`"
         ) from None
-    vectors = np.load(Path(str(root / cfg["vectors_file"])), mmap_mode="r")
+    vectors = np.load(Path(str(root / cfg["vectors_file"])), mmap_mode="r", allow_pickle=False)
     words = pq.read_table(str(root / cfg["vocab_file"]), columns=[cfg["vocab_column"]])
     words = words.column(cfg["vocab_column"]).to_pylist()
     if len(words) != len(vectors):
@@ -173,14 +194,22 @@ def load_npy_parquet(cfg: dict, cache_dir: Path) -> PretrainedVectors:
 
 
 @register_format("word2vec_binary", "word2vec_text", "fasttext_vec", "glove_text")
-def load_with_gensim(cfg: dict, cache_dir: Path) -> PretrainedVectors:
+def load_vectors_file(cfg: dict, cache_dir: Path) -> PretrainedVectors:
+    """Parse a vectors file once into the cache; a cache that fails its manifest check is
+    rebuilt, with a warning that names it."""
     path = Path(str(cfg.get("path") or "")).expanduser()
     if not path.is_file():
         raise EmbcompareError(f"embedding.path={str(path)!r}: no such vectors file")
     directory = cache_dir / "vectors" / f"{cfg['name']}-{_file_key(path)}"
-    if not (directory / "vectors.npy").is_file():
-        words, vectors = _parse_with_gensim(path, cfg["format"])
-        write_cache(directory, words, vectors)
+    if directory.exists() and (problem := manifest_problem(directory)):
+        log.warning("vectors cache %s: %s; rebuilding it from %s", directory, problem, path)
+    elif directory.exists():
+        return read_cache(directory, cfg["name"])
+    if cfg["format"] == "word2vec_binary":
+        words, vectors = _parse_binary_with_gensim(path)
+    else:
+        words, vectors = parse_text_vectors(path, cfg["format"])
+    write_cache(directory, words, vectors)
     return read_cache(directory, cfg["name"])
 
 
@@ -191,48 +220,155 @@ def _file_key(path: Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _parse_with_gensim(path: Path, file_format: str) -> tuple[list[str], np.ndarray]:
+def open_maybe_gzip(path: Path):
+    """A binary handle on the file's content, gunzipped when it starts with gzip's magic bytes."""
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _header(fields: list[bytes]) -> tuple[int, int] | None:
+    """(count, dim) when a first line is word2vec's 'count dim' header."""
+    if len(fields) == 2 and all(f.isdigit() for f in fields):
+        return int(fields[0]), int(fields[1])
+    return None
+
+
+def _looks_like_vector_line(fields: list[bytes]) -> bool:
+    try:
+        [float(f) for f in fields[1:]]
+    except ValueError:
+        return False
+    return len(fields) > 2
+
+
+def parse_text_vectors(path: Path, file_format: str) -> tuple[list[str], np.ndarray]:
+    """word2vec/fastText text (a 'count dim' header line) or GloVe text (no header): one word and
+    its numbers per line. Every problem names the file and line. A word seen again keeps its
+    first vector, as gensim does, with a warning that counts the repeats."""
+    with open_maybe_gzip(path) as handle:
+        first = handle.readline()
+        if not first.strip():
+            what = "empty" if not first else "blank on line 1"
+            raise EmbcompareError(f"{path}: file is {what}; expected {file_format} vectors")
+        fields = first.split()
+        header = _header(fields)
+        if file_format == "glove_text" and header:
+            raise EmbcompareError(
+                f"{path}: line 1: {first.strip().decode(errors='replace')!r} is a word2vec "
+                "header, not a GloVe line; set embedding.format=word2vec_text"
+            )
+        if file_format != "glove_text" and header is None:
+            likely = (
+                "it looks like GloVe text: set embedding.format=glove_text"
+                if _looks_like_vector_line(fields)
+                else "is it word2vec binary? then set embedding.format=word2vec_binary"
+            )
+            raise EmbcompareError(
+                f"{path}: line 1: expected a 'count dim' header for {file_format}; {likely}"
+            )
+        if header:
+            declared, dim, lines, number = header[0], header[1], handle, 2
+        else:
+            declared, dim, lines, number = None, len(fields) - 1, _prepend(first, handle), 1
+        words, rows, repeats = _parse_lines(path, lines, number, dim, declared)
+    if declared is not None and len(words) + repeats != declared:
+        raise EmbcompareError(
+            f"{path}: the header declares {declared} words but the file has "
+            f"{len(words) + repeats} vector lines (truncated?)"
+        )
+    if not words:
+        raise EmbcompareError(f"{path}: no vectors after the header line")
+    if repeats:
+        log.warning("%s: %d repeated word(s); each keeps its first vector", path, repeats)
+    return words, np.vstack(rows)
+
+
+def _prepend(first: bytes, rest):
+    yield first
+    yield from rest
+
+
+def _parse_lines(path, lines, first_number, dim, declared):
+    words, rows, seen, repeats = [], [], set(), 0
+    for number, raw in enumerate(
+        tqdm(lines, total=declared, desc=f"parsing {path.name}", unit="words", leave=False),
+        start=first_number,
+    ):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n ")
+        except UnicodeDecodeError:
+            raise EmbcompareError(
+                f"{path}: line {number}: bytes are not valid UTF-8 (if the file is binary "
+                "word2vec, set embedding.format=word2vec_binary)"
+            ) from None
+        if not line:
+            continue
+        word, _, numbers = line.partition(" ")
+        try:
+            vector = np.fromstring(numbers, dtype=np.float32, sep=" ")
+        except ValueError:  # something that is not a number
+            vector = np.zeros(0)
+        if len(vector) != dim:
+            raise EmbcompareError(f"{path}: line {number}: {_line_problem(numbers, dim)}")
+        if not np.isfinite(vector).all():
+            raise EmbcompareError(
+                f"{path}: line {number}: word {word!r} has a value that is not a finite "
+                "float32 number (nan, inf or beyond 3.4e38)"
+            )
+        if word in seen:
+            repeats += 1
+            continue
+        seen.add(word)
+        words.append(word)
+        rows.append(vector)
+    return words, rows, repeats
+
+
+def _line_problem(numbers: str, dim: int) -> str:
+    parts = numbers.split(" ") if numbers else []
+    for part in parts:
+        try:
+            float(part)
+        except ValueError:
+            return f"not a number ({part!r})"
+    return f"expected a word and {dim} numbers, found {len(parts)} numbers"
+
+
+def _parse_binary_with_gensim(path: Path) -> tuple[list[str], np.ndarray]:
     from gensim.models import KeyedVectors
 
-    binary = file_format == "word2vec_binary"
-    header = _glove_header(path) if file_format == "glove_text" else b""
-    # gensim reads from a pipe we feed: that gives a progress bar and lets a GloVe file,
-    # which has no header line, be parsed in one pass
+    # gensim reads from a pipe we feed: that gives a progress bar and reads .gz files as well
     read_end, write_end = os.pipe()
-    feeder = threading.Thread(target=_feed, args=(path, header, write_end), daemon=True)
+    feeder = threading.Thread(target=_feed, args=(path, write_end), daemon=True)
     feeder.start()
     try:
-        kv = KeyedVectors.load_word2vec_format(f"/dev/fd/{read_end}", binary=binary)
-    except (ValueError, EOFError, UnicodeDecodeError) as error:
-        raise EmbcompareError(_diagnose(path, file_format, error)) from None
+        kv = KeyedVectors.load_word2vec_format(f"/dev/fd/{read_end}", binary=True)
+    except (ValueError, EOFError, UnicodeDecodeError, TypeError) as error:
+        raise EmbcompareError(_diagnose_binary(path, error)) from None
     finally:
         os.close(read_end)
         feeder.join()
+    finite = np.isfinite(kv.vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise EmbcompareError(
+            f"{path}: vector {row + 1} (word {kv.index_to_key[row]!r}) has a value that is not "
+            "finite (nan or inf)"
+        )
     return list(kv.index_to_key), kv.vectors
 
 
-def _glove_header(path: Path) -> bytes:
-    lines, dim = 0, None
-    with open(path, "rb") as handle:
-        first = handle.readline()
-        dim = len(first.rstrip().split(b" ")) - 1
-        handle.seek(0)
-        while chunk := handle.read(1 << 22):
-            lines += chunk.count(b"\n")
-    return f"{lines} {dim}\n".encode()
-
-
-def _feed(path: Path, header: bytes, write_end: int) -> None:
+def _feed(path: Path, write_end: int) -> None:
     size = path.stat().st_size
     with (
         os.fdopen(write_end, "wb") as pipe,
-        open(path, "rb") as source,
+        open_maybe_gzip(path) as source,
         tqdm(
             total=size, unit="B", unit_scale=True, desc=f"parsing {path.name}", leave=False
         ) as bar,
     ):
         try:
-            pipe.write(header)
             while chunk := source.read(1 << 20):
                 pipe.write(chunk)
                 bar.update(len(chunk))
@@ -240,34 +376,31 @@ def _feed(path: Path, header: bytes, write_end: int) -> None:
             pass
 
 
-def _diagnose(path: Path, file_format: str, error: Exception) -> str:
-    """Find the first malformed line so the message can name it; gensim's often does not."""
-    if file_format != "word2vec_binary":
-        with open(path, "rb") as handle:
-            first = handle.readline()
-            skip_header = file_format != "glove_text"
-            dim = int(first.split()[1]) if skip_header else len(first.rstrip().split(b" ")) - 1
-            if not skip_header:
-                handle.seek(0)
-            for number, line in enumerate(handle, start=2 if skip_header else 1):
-                problem = _line_problem(line, dim)
-                if problem:
-                    return f"{path}: line {number}: {problem}"
-    return f"{path}: cannot parse as {file_format} ({error})"
-
-
-def _line_problem(line: bytes, dim: int) -> str | None:
+def _diagnose_binary(path: Path, error: Exception) -> str:
+    with open_maybe_gzip(path) as handle:
+        first = handle.readline()
+    if not first:
+        return f"{path}: file is empty; expected word2vec_binary vectors"
+    if _header(first.split()) is None:
+        likely = (
+            "it looks like GloVe text: set embedding.format=glove_text"
+            if _looks_like_vector_line(first.split())
+            else "it is not word2vec binary"
+        )
+        return f"{path}: line 1: expected a 'count dim' header; {likely}"
     try:
-        parts = line.decode("utf-8").rstrip().split(" ")
+        (first + _leading_bytes(path)).decode("utf-8")
+        return (
+            f"{path}: cannot parse as word2vec_binary ({error}); it looks like text: set "
+            "embedding.format=word2vec_text"
+        )
     except UnicodeDecodeError:
-        return "bytes are not valid UTF-8"
-    if len(parts) - 1 != dim:
-        return f"expected a word and {dim} numbers, found {len(parts) - 1} numbers"
-    try:
-        [float(x) for x in parts[1:]]
-    except ValueError as bad:
-        return f"not a number ({bad})"
-    return None
+        return f"{path}: cannot parse as word2vec_binary ({error}); truncated or damaged?"
+
+
+def _leading_bytes(path: Path, size: int = 4096) -> bytes:
+    with open_maybe_gzip(path) as handle:
+        return handle.read(size)
 
 
 # --- the embedding matrix of a run --------------------------------------------------------

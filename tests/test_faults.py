@@ -13,6 +13,8 @@ import pytest
 
 from conftest import REPO, last_error_line, run_cli
 
+pytestmark = pytest.mark.slow  # every test here runs the CLI in subprocesses
+
 METRIC_COLUMNS = [
     "setup",
     "n",

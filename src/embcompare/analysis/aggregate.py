@@ -152,7 +152,7 @@ def _wilcoxon_p(diff: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m embcompare.aggregate RUNS_DIR", file=sys.stderr)
+        print("usage: python -m embcompare.analysis.aggregate RUNS_DIR", file=sys.stderr)
         return 2
     table = collect_runs(Path(args[0]))
     if table.empty:

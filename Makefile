@@ -7,7 +7,7 @@ EXP ?= learning_curve
 SWEEP_ARGS ?=
 DATASET ?=
 
-.PHONY: setup data run sweep report reproduce bench pretrain test clean
+.PHONY: setup data run sweep report reproduce bench pretrain test test-fast clean
 
 setup: $(STAMP)
 
@@ -49,9 +49,15 @@ pretrain: data
 	$(BIN)/embcompare pretrain method=gensim sg=1 corpus=imdb_unsup
 	$(BIN)/embcompare pretrain method=keras_sgns corpus=imdb_unsup
 
+# Both tiers: ruff, the fast tier (configs composed and tiny runs done in-process) and the slow
+# tier (the CLI, launchers and Ray in subprocesses, real training). CI (.ci/run) calls this.
 test: data
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+# The fast tier alone, for the edit-test loop: about a minute.
+test-fast: data
+	$(BIN)/python -m pytest -m "not slow"
 
 clean:
 	rm -rf results/*/runs .pytest_cache .ruff_cache

@@ -386,7 +386,7 @@ def report(figures: dict) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m embcompare.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller data, one timed epoch")
     parser.add_argument("--data-dir", help="default: $EMBCOMPARE_DATA or ./data")
     parser.add_argument("--mirror", default=os.environ.get("DATA_MIRROR") or None)

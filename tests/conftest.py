@@ -33,6 +33,33 @@ def data_dir(tmp_path_factory, mirror) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
+# A run small enough for the fast tier: 60 examples, one epoch of the bag-of-embeddings model.
+TINY_RUN = [
+    "train.n=60",
+    "train.epochs=1",
+    "train.min_steps=0",
+    "model=bow",
+    "train.progress=false",
+]
+
+
+@pytest.fixture
+def cfg_run(tmp_path, data_dir, mirror):
+    """Compose `embcompare run`'s config in-process, tiny, with this test's data and results
+    dirs (as lightning-hydra-template's cfg_train does); later overrides win."""
+    from embcompare.config import compose
+
+    def compose_run(*overrides: str):
+        paths = [
+            f"paths.data_dir={data_dir}",
+            f"paths.mirror={mirror}",
+            f"paths.results_dir={tmp_path / 'results'}",
+        ]
+        return compose("config", [*TINY_RUN, *paths, *overrides])
+
+    return compose_run
+
+
 def load_conf(group: str, name: str):
     return OmegaConf.load(CONF / group / f"{name}.yaml")
 

@@ -1,4 +1,5 @@
-"""Every experiment in experiments/ runs in a tiny mode; kim2014's report sets our numbers
+"""Every experiment in experiments/ runs in a tiny mode, in-process (fast tier) and through
+the CLI (slow tier); every value its sweep names composes; kim2014's report sets our numbers
 beside Kim's."""
 
 import json
@@ -18,7 +19,59 @@ def paths_for(data_dir, mirror, results) -> list[str]:
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_runs_once_in_tiny_mode(tmp_path, data_dir, mirror, name):
+def test_experiment_runs_in_process_in_tiny_mode(cfg_run, tmp_path, name):
+    from embcompare import run
+
+    cfg = cfg_run(f"experiment={name}")
+    metrics = run.execute(cfg, tmp_path)
+    assert metrics["n_train"] == 60 and metrics["epochs"] == 1 and metrics["model"] == "bow"
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert {"history.csv", "embedding.npz", "sentences.npz"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def swept_values(name: str) -> dict[str, list[str]]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from embcompare.config import compose
+
+    params = compose("config", [f"experiment={name}"], with_hydra=True).hydra.sweeper.params
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return {
+        o.key_or_group: (
+            list(o.sweep_string_iterator())
+            if o.is_sweep_override()
+            else [o.get_value_element_as_str()]
+        )
+        for o in parsed
+    }
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_swept_value_composes(name):
+    from embcompare.config import compose
+
+    swept = swept_values(name)
+    assert swept, f"experiment {name} sweeps nothing"
+    for key, values in swept.items():
+        for value in values:
+            cfg = compose("config", [f"experiment={name}", f"{key}={value}"])
+            assert cfg.name == name
+
+
+def test_experiments_folder_is_the_packaged_experiment_group():
+    from embcompare.config import CONF_DIR
+
+    packaged = CONF_DIR / "experiment"
+    assert sorted(p.stem for p in packaged.glob("*.yaml")) == EXPERIMENTS
+    for name in EXPERIMENTS:
+        top_level = (REPO / "experiments" / f"{name}.yaml").read_text()
+        assert top_level == (packaged / f"{name}.yaml").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_once_in_tiny_mode_through_the_cli(tmp_path, data_dir, mirror, name):
     result = run_cli("run", f"experiment={name}", *TINY, *paths_for(data_dir, mirror, tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     (metrics_file,) = (tmp_path / name / "runs").glob("*/metrics.json")
@@ -48,6 +101,7 @@ def kim_tiny(tmp_path_factory, data_dir, mirror):
     return results / "kim2014"
 
 
+@pytest.mark.slow
 def test_kim2014_repeats_are_folds_and_seeds(kim_tiny):
     runs = pd.read_csv(kim_tiny / "runs.csv")
     assert len(runs) == 12
@@ -57,6 +111,7 @@ def test_kim2014_repeats_are_folds_and_seeds(kim_tiny):
     assert test_sizes == {"trec": {500}, "sst2_phrases": {1821}}
 
 
+@pytest.mark.slow
 def test_kim2014_report_sets_ours_beside_table2(kim_tiny):
     compared = pd.read_csv(kim_tiny / "paper_comparison.csv")
     assert len(compared) == 6

@@ -16,6 +16,8 @@ from omegaconf import OmegaConf
 
 from conftest import REPO, last_error_line, run_cli
 
+pytestmark = pytest.mark.slow  # every test here runs the CLI in subprocesses
+
 METRIC_COLUMNS = [
     "setup",
     "n",

@@ -70,6 +70,7 @@ def two_group_corpus(documents: int = 400, length: int = 20, seed: int = 0) -> l
 # --- the command, end to end ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["keras_sgns", "keras_cbow", "gensim"])
 def test_pretrain_writes_vectors_and_a_rerun_reuses_them(method, data_dir, mirror, tmp_path):
     overrides = small_overrides(data_dir, mirror, tmp_path, f"method={method}")
@@ -101,6 +102,7 @@ def test_pretrain_writes_vectors_and_a_rerun_reuses_them(method, data_dir, mirro
     assert json.loads((directory / "pretrain.json").read_text()) == report
 
 
+@pytest.mark.slow
 def test_other_settings_under_the_same_name_are_an_error_unless_overwritten(
     data_dir, mirror, tmp_path
 ):
@@ -116,6 +118,7 @@ def test_other_settings_under_the_same_name_are_an_error_unless_overwritten(
     assert json.loads(report.read_text())["settings"]["window"] == 3
 
 
+@pytest.mark.slow
 def test_gensim_by_default_gives_the_same_vectors_in_every_process(data_dir, mirror, tmp_path):
     """One worker thread makes gensim reproducible; the string hash seed must not matter."""
     vectors = []

@@ -51,6 +51,7 @@ def finished_runs(results: Path) -> list[Path]:
     return sorted(results.glob("**/metrics.json"))
 
 
+@pytest.mark.slow
 def test_tiny_generated_dataset_runs_end_to_end_and_is_not_redone(tiny_data):
     done = run_cli("run", *tiny_overrides(tiny_data))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -73,6 +74,7 @@ def test_tiny_generated_dataset_runs_end_to_end_and_is_not_redone(tiny_data):
     assert finished_runs(tiny_data / "results") == [metrics_file]
 
 
+@pytest.mark.slow
 def test_real_mr_slice_of_200_examples(tmp_path, data_dir, mirror):
     result = run_cli(
         "run",
@@ -145,6 +147,7 @@ def write_bad_inputs(data: Path) -> dict:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_gives_one_line_error_and_no_metrics(tiny_data, case):
     overrides, pattern = BAD_INPUTS[case]
@@ -155,6 +158,22 @@ def test_bad_input_gives_one_line_error_and_no_metrics(tiny_data, case):
 
     assert re.search(pattern, last_error_line(result.stderr)), result.stderr[-2000:]
     assert finished_runs(tiny_data / "results") == []
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_raises_one_line_in_process(tiny_data, tmp_path, case):
+    """The fast twin of the CLI test above: the same error, before any metrics exist."""
+    from embcompare import run
+    from embcompare.config import compose
+    from embcompare.errors import EmbcompareError
+
+    overrides, pattern = BAD_INPUTS[case]
+    values = write_bad_inputs(tiny_data)
+    cfg = compose("config", tiny_overrides(tiny_data, *(o.format(**values) for o in overrides)))
+    with pytest.raises(EmbcompareError, match=pattern) as raised:
+        run.execute(cfg, tmp_path)
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "metrics.json").exists()
 
 
 def test_unknown_config_option_is_refused_by_hydra(tiny_data):
@@ -185,6 +204,7 @@ def test_run_key_follows_what_is_computed_not_where_or_how_it_is_reported():
     assert key_of(in_cache) != base
 
 
+@pytest.mark.slow
 def test_googlenews_config_runs_on_a_small_file_in_its_binary_format(tmp_path, data_dir, mirror):
     """Kim's vectors are `embedding=word2vec-googlenews embedding.path=...` away: a 300-d
     word2vec binary file of a few TREC words stands in for the 3.6 GB original."""

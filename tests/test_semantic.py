@@ -369,6 +369,7 @@ def test_vectors_format_is_told_by_extension_and_header(tmp_path):
 # --- the evaluate command -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_evaluate_glove_prints_gensim_numbers(tmp_path, data_dir, mirror):
     env = {"EMBCOMPARE_DATA": str(data_dir), "DATA_MIRROR": str(mirror)}
     result = run_cli("evaluate", "vectors=glove-6b-50d", f"paths.results_dir={tmp_path}", env=env)

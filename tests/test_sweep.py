@@ -24,6 +24,7 @@ def smoke(tmp_path_factory, data_dir, mirror):
     return results / "smoke", paths, sweep
 
 
+@pytest.mark.slow
 def test_smoke_multirun_writes_one_row_per_run(smoke):
     out, _, sweep = smoke
     runs = pd.read_csv(out / "runs.csv")
@@ -41,6 +42,7 @@ def test_smoke_multirun_writes_one_row_per_run(smoke):
     assert "runs of smoke: 100%" in sweep.stderr
 
 
+@pytest.mark.slow
 def test_figures_are_valid_non_empty_pngs(smoke):
     out, _, _ = smoke
     figures = sorted((out / "figures").glob("*.png"))
@@ -52,6 +54,7 @@ def test_figures_are_valid_non_empty_pngs(smoke):
         assert figure.with_suffix(".svg").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_report_names_every_setup_and_embeds_figures(smoke):
     out, _, _ = smoke
     markdown = (out / "report.md").read_text()
@@ -62,6 +65,7 @@ def test_report_names_every_setup_and_embeds_figures(smoke):
     assert page.count("data:image/png;base64,") >= 2 and "<table" in page
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_runs(smoke):
     out, paths, _ = smoke
     before = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")}
@@ -71,6 +75,7 @@ def test_rerun_skips_finished_runs(smoke):
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")} == before
 
 
+@pytest.mark.slow
 def test_failing_run_leaves_finished_runs_and_is_reported(tmp_path, data_dir, mirror):
     paths = [
         f"paths.data_dir={data_dir}",
@@ -97,6 +102,7 @@ LAUNCHER_SETTINGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", sorted(LAUNCHER_SETTINGS))
 def test_sweep_through_launcher_plugins(tmp_path, data_dir, mirror, launcher):
     paths = [

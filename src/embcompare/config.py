@@ -91,9 +91,12 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("run_key", run_key)
 
 
-def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """The config `embcompare <command>` would see, composed in-process; a bad override becomes
-    one EmbcompareError line (Hydra appends its search path after the useful part)."""
+def compose(
+    config_name: str, overrides: Sequence[str] = (), *, with_hydra: bool = False
+) -> DictConfig:
+    """The config `embcompare <command>` would see, composed in-process (with its `hydra` node
+    when `with_hydra`); a bad override becomes one EmbcompareError line (Hydra appends its
+    search path after the useful part)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -102,7 +105,11 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
     register_resolvers()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+            return hydra_compose(
+                config_name=config_name,
+                overrides=list(overrides),
+                return_hydra_config=with_hydra,
+            )
     except (HydraException, OmegaConfBaseException) as error:
         message = " ".join(str(error).split("Config search path")[0].split())
         raise EmbcompareError(f"bad {config_name} arguments {list(overrides)}: {message}") from None

@@ -6,7 +6,7 @@ otherwise from the entry's `url`. Either way it is written under a temporary nam
 renamed into place once its sha256 matches, so an interrupted fetch never leaves a
 truncated file under the final name.
 
-    python -m embcompare.fetch [--data-dir DIR] [--mirror DIR] [--only dataset/mr ...]
+    python -m embcompare.data.fetch [--data-dir DIR] [--mirror DIR] [--only dataset/mr ...]
 """
 
 from __future__ import annotations

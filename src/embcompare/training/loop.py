@@ -39,7 +39,7 @@ def seed_everything(seed: int) -> None:
 
 def make_optimizer(cfg_optimizer) -> keras.optimizers.Optimizer:
     """Keras's optimizer of that name; with `sparse: true` (the default) its row-sparse variant
-    from embcompare.optim, which updates only the embedding rows that a batch looks up."""
+    from embcompare.training.optimizers, which updates only the embedding rows a batch looks up."""
     settings = dict(cfg_optimizer)
     name, sparse = str(settings.pop("name")), bool(settings.pop("sparse", True))
     try:

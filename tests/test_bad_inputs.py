@@ -32,11 +32,16 @@ from conftest import last_error_line
 
 
 def run_in_process(*args: str) -> tuple[int, str]:
-    """`embcompare ARGS` in this process: (exit status, stderr)."""
+    """`embcompare ARGS` in this process: (exit status, stderr).
+
+    `run` and `evaluate` keep Hydra's logging setup off: `logging.config.dictConfig` closes
+    every handler alive in the process, pytest's own included, which breaks later tests."""
+    hydra_main = args[:1] in (("run",), ("evaluate",))
+    quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"] if hydra_main else []
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         try:
-            code = cli.main(list(args))
+            code = cli.main([*args, *quiet])
         except SystemExit as stop:
             code = stop.code
     return code, err.getvalue()

@@ -282,7 +282,8 @@ def test_an_estimate_without_interval_is_inconclusive_even_far_from_the_threshol
 
 
 def test_report_rebuilds_from_the_committed_runs_table_without_run_dirs(tmp_path):
-    shutil.copytree(REPO / "results" / "learning_curve", tmp_path / "learning_curve")
+    committed = REPO / "results" / "learning_curve"
+    shutil.copytree(committed, tmp_path / "learning_curve", ignore=shutil.ignore_patterns("runs"))
     md, html = report.build("learning_curve", tmp_path)
     text = md.read_text()
     assert "Built from the committed runs.parquet (" in text
@@ -323,3 +324,23 @@ def test_unseen_word_checks_hold_or_fail_as_the_numbers_say():
     assert [c.outcome for c in transfers] == [HOLDS, HOLDS]
     reversed_ = claims._unseen_word_tests(_alps_runs(0.7, 0.5, 0.02, 0.10), "100")
     assert [c.outcome for c in reversed_] == [FAILS, FAILS]
+
+
+def test_ratio_interval_is_one_for_the_same_space_and_below_for_a_noisier_one():
+    from embcompare.analysis import engines
+    from embcompare.analysis.similarity import Space
+    from embcompare.analysis.word_benchmarks import WordPairs
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(80)]
+    vectors = rng.normal(size=(80, 10))
+    first = tuple(words[i] for i in range(0, 80, 2))
+    second = tuple(words[i] for i in range(1, 80, 2))
+    clean = Space("clean", words, vectors)
+    gold = np.array([vectors[i] @ vectors[i + 1] / np.linalg.norm(vectors[i])
+                     / np.linalg.norm(vectors[i + 1]) for i in range(0, 80, 2)])  # fmt: skip
+    pairs = WordPairs("toy", Path("toy.txt"), first, second, gold)
+    assert engines.ratio_interval([clean, clean], pairs, 200, 0) == (1.0, 1.0)
+    noisy = Space("noisy", words, vectors + rng.normal(scale=2.0, size=vectors.shape))
+    low, high = engines.ratio_interval([noisy, clean], pairs, 200, 0)
+    assert high < 0.9 and low < high

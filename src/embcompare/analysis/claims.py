@@ -13,9 +13,6 @@ more than one dataset, vectors, model or config variant is refused (split it fir
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -266,33 +263,6 @@ def one_hot_equivalence(gaps: dict, tolerance: float = 1e-6) -> Verdict:
         f" of {gaps['vocab']} rows get a gradient (the {gaps['distinct_ids']} distinct ids)"
     )
     return verdict
-
-
-PRETRAINING_COLUMNS = ["name", "method", "arch", "corpus", "dim", "tokens", "train_seconds"]
-
-
-def pretraining_table(pretrained_dir: Path) -> pd.DataFrame:
-    """One row per `embcompare pretrain` output: engine, corpus, size, time, Spearman scores."""
-    rows = []
-    for path in sorted(Path(pretrained_dir).glob("*/pretrain.json")):
-        info = json.loads(path.read_text())
-        settings = info["settings"]
-        row = {
-            "name": path.parent.name,
-            "method": settings["method"],
-            "arch": info.get("arch", ""),
-            "corpus": settings["corpus"],
-            "dim": settings["dim"],
-            "tokens": info["tokens"],
-            "train_seconds": info["train_seconds"],
-        }
-        for bench, scores in info["similarity"].items():
-            row[f"{bench}_spearman"] = scores["spearman"]
-            for bound in ("ci_low", "ci_high"):
-                if bound in scores:
-                    row[f"{bench}_ratio_{bound}"] = scores[bound]
-        rows.append(row)
-    return pd.DataFrame(rows, columns=None if rows else PRETRAINING_COLUMNS)
 
 
 def keras_word2vec(pretraining: pd.DataFrame, share: float = 0.9) -> Verdict:

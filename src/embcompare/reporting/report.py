@@ -173,7 +173,11 @@ def _cell(value) -> str:
 
 
 def build(
-    name: str, results_dir: Path, claims_from: Path | None = None, paper: str | None = None
+    name: str,
+    results_dir: Path,
+    claims_from: Path | None = None,
+    paper: str | None = None,
+    benchmarks=None,
 ) -> tuple[Path, Path]:
     """Write the tables, figures and report of an experiment; with `claims_from` (the directory
     of pretraining outputs) the report opens with the four claims and their verdicts, with
@@ -192,7 +196,9 @@ def build(
     metrics = TASK_METRICS + SEMANTIC_METRICS
     summary = aggregate.summarize(runs, metrics)
     differences = aggregate.paired_differences(runs)
-    pretraining = _pretraining(out_dir, claims_from) if claims_from is not None else None
+    pretraining = (
+        _pretraining(out_dir, claims_from, benchmarks) if claims_from is not None else None
+    )
     _write_tables(out_dir, runs, summary, differences, failures, pretraining)
 
     report = Report(f"embcompare report: {name}")
@@ -243,15 +249,17 @@ def _source_line(runs: pd.DataFrame, from_runs: bool, out_dir: Path, unit: str) 
     )
 
 
-def _pretraining(out_dir: Path, pretrained_dir: Path) -> pd.DataFrame:
-    """The pretraining runs claim (d) reads: from their outputs when present, else the table
-    a previous build committed."""
-    from embcompare.analysis import claims
+def _pretraining(out_dir: Path, pretrained_dir: Path, benchmarks) -> pd.DataFrame:
+    """The pretraining runs claim (d) reads: from their outputs when present (with bootstrap
+    intervals of Keras's share of gensim's Spearman), else the table a previous build
+    committed."""
+    from embcompare.analysis import engines
 
-    table = claims.pretraining_table(pretrained_dir)
+    table = engines.pretraining_table(pretrained_dir)
     if table.empty:
-        table = _committed_table(out_dir, "pretraining")
-    return table
+        return _committed_table(out_dir, "pretraining")
+    pairs, lowercase = benchmarks()
+    return engines.with_ratio_intervals(table, pretrained_dir, pairs, lowercase)
 
 
 def _write_tables(out_dir, runs, summary, differences, failures, pretraining) -> None:
@@ -621,6 +629,14 @@ def _failures_section(report, failures: pd.DataFrame) -> None:
         report.table(failures)
 
 
+def _similarity_pairs(cfg):
+    """The word-similarity benchmarks of the config and its case policy."""
+    from embcompare.analysis.word_benchmarks import load_benchmarks
+
+    pairs, _ = load_benchmarks(cfg)
+    return pairs, bool(cfg.similarity.lowercase)
+
+
 def main(overrides: list[str]) -> int:
     from embcompare.config import compose
     from embcompare.validation import check_name
@@ -629,7 +645,11 @@ def main(overrides: list[str]) -> int:
     check_name("name", cfg.name)  # a directory under the results dir, never outside it
     claims_from = Path(cfg.paths.cache_dir) / "pretrained" if cfg.get("report_claims") else None
     md_path, html_path = build(
-        cfg.name, Path(cfg.paths.results_dir), claims_from, cfg.get("report_paper")
+        cfg.name,
+        Path(cfg.paths.results_dir),
+        claims_from,
+        cfg.get("report_paper"),
+        benchmarks=lambda: _similarity_pairs(cfg),
     )
     print(f"wrote {md_path} and {html_path}")
     return 0

@@ -49,30 +49,27 @@ def test_table2_layout_fills_missing_cells_with_kims_number_only():
     assert paper.table2_layout(single, "glove-6b-50d").loc[0, "CR"] == "80.0 (1 run) (79.8; +0.2)"
 
 
-def test_ordering_findings_say_where_and_by_how_much_it_fails():
-    compared = paper.side_by_side(
-        summary_of(
-            {
-                ("mr", "rand_kim"): 0.70,
-                ("mr", "static"): 0.75,
-                ("mr", "nonstatic"): 0.76,
-                ("cr", "rand_kim"): 0.78,
-                ("cr", "static"): 0.77,
-                ("cr", "nonstatic"): 0.765,
-                ("mpqa", "rand_kim"): 0.8,
-                ("subj", "rand_kim"): 0.90,
-                ("subj", "static"): 0.85,
-                ("subj", "nonstatic"): 0.86,
-            }
-        )
+def test_ordering_findings_hold_fail_or_are_inconclusive_from_paired_repeats():
+    def runs_of(dataset, accuracies):
+        return [
+            {"dataset": dataset, "embedding": "glove-6b-50d", "model": "cnn", "setup": setup,
+             "n": "all", "n_train": 100, "seed": seed, "run_dir": f"{dataset}{setup}{seed}",
+             "test_accuracy": base + 0.01 * seed + 0.001 * index * (-1) ** seed}
+            for index, (setup, base) in enumerate(accuracies.items())
+            for seed in range(1, 6)
+        ]  # fmt: skip
+
+    runs = pd.DataFrame(
+        runs_of("mr", {"rand_kim": 0.70, "static": 0.75, "nonstatic": 0.76})
+        + runs_of("subj", {"rand_kim": 0.90, "static": 0.85, "nonstatic": 0.86})
+        + runs_of("cr", {"rand_kim": 0.78, "static": 0.781, "nonstatic": 0.781})
+        + runs_of("mpqa", {"rand_kim": 0.8})
     )
-    findings = paper.ordering_findings(compared)  # in Table 2's order: MR, Subj, CR, MPQA
-    assert findings[0].endswith("nonstatic 76.0 holds.")
-    assert "static is 5.0 points below rand, beyond the 95% CIs" in findings[1]
-    assert findings[2].endswith(
-        "static is 1.0 points below rand, within the 95% CIs; "
-        "nonstatic is 0.5 points below static, within the 95% CIs."
-    )
+    findings = paper.ordering_findings(runs)  # in Table 2's order: MR, Subj, CR, MPQA
+    assert findings[0].startswith("glove-6b-50d, MR: static - rand_kim 5.0 [")
+    assert findings[0].endswith("-> holds.")
+    assert findings[1].endswith("-> does not hold.")
+    assert findings[2].endswith("-> inconclusive, need more seeds.")
     assert "not checked" in findings[3]
 
 

@@ -68,6 +68,7 @@ def curve_runs(gaps: dict[str, list[float]], base: float = 0.6) -> pd.DataFrame:
         ([-0.10, -0.11, -0.09, -0.10, -0.12], FAILS),
         ([0.10, -0.08, 0.05, -0.04, 0.02], INCONCLUSIVE),
         ([0.10], INCONCLUSIVE),
+        ([0.10, 0.10001], INCONCLUSIVE),  # two equal values: a spuriously narrow interval
     ],
 )
 def test_a_test_holds_fails_or_is_inconclusive_by_its_interval(values, expected):
@@ -90,7 +91,7 @@ def test_a_claim_fails_when_any_test_fails_and_holds_only_when_all_hold():
 
 
 def test_one_repeat_prints_no_interval():
-    assert interval([0.7]).text() == "0.700 (1 seed, no CI)"
+    assert interval([0.7]).text() == "0.700 (1 seed, too few for a CI)"
     assert "±" not in interval([0.7]).text()
 
 

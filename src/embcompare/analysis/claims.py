@@ -289,7 +289,7 @@ def keras_word2vec(pretraining: pd.DataFrame, share: float = 0.9) -> Verdict:
             low, high = ours.get(f"{bench}_ratio_ci_low"), ours.get(f"{bench}_ratio_ci_high")
             bounded = low is not None and pd.notna(low)
             estimate = (
-                Estimate(ratio, low, high, 2, "bootstrap resamples of pairs")
+                Estimate(ratio, low, high, 1000, "bootstrap resamples of pairs")
                 if bounded
                 else Estimate(ratio, np.nan, np.nan, 1, "runs")
             )

@@ -23,6 +23,9 @@ HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = (
 )
 
 
+MIN_REPEATS = 3
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A mean with its 95% interval over `repeats` units (seeds, folds, pairs, words)."""
@@ -35,7 +38,10 @@ class Estimate:
 
     @property
     def has_interval(self) -> bool:
-        return self.repeats >= 2 and math.isfinite(self.low) and math.isfinite(self.high)
+        """Two repeats give a t-interval that two near-equal values make spuriously narrow;
+        a verdict needs at least three."""
+        finite = math.isfinite(self.low) and math.isfinite(self.high)
+        return self.repeats >= MIN_REPEATS and finite
 
     def text(self, scale: float = 1.0, digits: int = 3) -> str:
         """'0.091 [0.076, 0.106] over 5 seeds', or '0.091 (1 seed, no CI)'."""
@@ -44,7 +50,7 @@ class Estimate:
         mean = f"{scale * self.mean:.{digits}f}"
         if not self.has_interval:
             unit = self.unit.rstrip("s") if self.repeats == 1 else self.unit
-            return f"{mean} ({self.repeats} {unit}, no CI)"
+            return f"{mean} ({self.repeats} {unit}, too few for a CI)"
         return (
             f"{mean} [{scale * self.low:.{digits}f}, {scale * self.high:.{digits}f}] "
             f"over {self.repeats} {self.unit}"
@@ -53,7 +59,7 @@ class Estimate:
 
 def exact(value: float) -> Estimate:
     """A deterministic quantity: its interval is the value itself."""
-    return Estimate(value, value, value, repeats=2, unit="computations")
+    return Estimate(value, value, value, repeats=MIN_REPEATS, unit="computations")
 
 
 @dataclass(frozen=True)

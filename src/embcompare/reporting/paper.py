@@ -110,35 +110,35 @@ def repeats_line(compared: pd.DataFrame, embedding: str) -> str:
     return "Repeats per cell: " + ", ".join(parts) + "."
 
 
-def ordering_findings(compared: pd.DataFrame) -> list[str]:
-    """Whether rand < static <= nonstatic holds in the mean, per vectors and dataset, and by
-    how much it fails where it does."""
+def ordering_findings(runs: pd.DataFrame) -> list[str]:
+    """Whether Kim's ordering rand < static <= nonstatic holds, per vectors and dataset, from
+    paired differences over repeats (the same fold and seed): each step holds when its 95% CI
+    lies above 0, fails when it lies below, and is inconclusive otherwise."""
+    from embcompare.analysis.aggregate import paired_differences
+    from embcompare.analysis.verdicts import Check, Estimate, Verdict
+
     lines = []
-    in_paper_order = compared.sort_values(["embedding", "dataset"], key=_paper_order)
-    for (embedding, dataset), frame in in_paper_order.groupby(["embedding", "dataset"], sort=False):
-        means = frame.set_index("setup")["ours"]
-        if not {"rand", "static", "nonstatic"} <= set(means.index):
-            lines.append(f"{embedding}, {dataset}: ordering not checked (a setup is missing).")
+    runs = runs[runs["dataset"].isin(DATASETS)]
+    order = {key: i for i, key in enumerate(DATASETS)}
+    keys = sorted(runs.groupby(["embedding", "dataset"]).groups, key=lambda k: (k[0], order[k[1]]))
+    for embedding, dataset in keys:
+        chosen = runs[(runs["embedding"] == embedding) & (runs["dataset"] == dataset)]
+        steps = [("static", "rand_kim"), ("nonstatic", "static")]
+        if not {"rand_kim", "static", "nonstatic"} <= set(chosen["setup"]):
+            lines.append(
+                f"{embedding}, {DATASETS[dataset]}: ordering not checked (a setup is missing)."
+            )
             continue
-        rand, static, nonstatic = means["rand"], means["static"], means["nonstatic"]
-        cis = frame.set_index("setup")["ours_ci95"]
-        broken = []
-        if not rand < static:
-            broken.append(_shortfall(means, cis, "static", "rand"))
-        if not static <= nonstatic:
-            broken.append(_shortfall(means, cis, "nonstatic", "static"))
-        verdict = "holds" if not broken else "does not hold: " + "; ".join(broken)
-        lines.append(
-            f"{embedding}, {dataset}: rand {rand:.1f} < static {static:.1f} <= nonstatic "
-            f"{nonstatic:.1f} {verdict}."
-        )
+        verdict = Verdict("rand < static <= nonstatic")
+        for higher, lower in steps:
+            paired = paired_differences(chosen, baselines=(lower,))
+            row = paired[paired["comparison"] == f"{higher} - {lower}"].iloc[0]
+            estimate = Estimate(row["mean_difference"], row["ci_low"], row["ci_high"],
+                                int(row["repeats"]), "repeats")  # fmt: skip
+            verdict.checks.append(Check(f"{higher} - {lower}", estimate, scale=100, digits=1))
+        shown = "; ".join(f"{c.what} {c.estimate.text(100, 1)}" for c in verdict.checks)
+        lines.append(f"{embedding}, {DATASETS[dataset]}: {shown} -> {verdict.label}.")
     return lines
-
-
-def _shortfall(means: pd.Series, cis: pd.Series, lower: str, higher: str) -> str:
-    gap = means[higher] - means[lower]
-    overlap = "within" if gap < cis[lower] + cis[higher] else "beyond"
-    return f"{lower} is {gap:.1f} points below {higher}, {overlap} the 95% CIs"
 
 
 def neighbour_table(

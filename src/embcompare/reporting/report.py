@@ -600,7 +600,13 @@ def _paper_section(report, paper: str, runs, summary, runs_dir: Path | None, out
         report.paragraph(published.repeats_line(compared, embedding))
         report.figure(next(figures), f"{embedding}: ours vs {published.PAPER}", out_dir)
     report.heading("Does rand < static <= nonstatic hold?", 3)
-    report.bullets(published.ordering_findings(compared))
+    report.paragraph(
+        "Accuracy differences in points, paired over repeats (same fold and seed): each step "
+        "holds when its 95% CI lies above 0, fails when it lies below, and is inconclusive "
+        "otherwise (also with fewer than 3 repeats); rand is Kim's variance-matched init "
+        "(rand_kim)."
+    )
+    report.bullets(published.ordering_findings(runs))
     neighbours = (
         published.neighbour_table(runs, runs_dir)
         if runs_dir is not None

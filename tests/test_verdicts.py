@@ -345,3 +345,9 @@ def test_ratio_interval_is_one_for_the_same_space_and_below_for_a_noisier_one():
     noisy = Space("noisy", words, vectors + rng.normal(scale=2.0, size=vectors.shape))
     low, high = engines.ratio_interval([noisy, clean], pairs, 200, 0)
     assert high < 0.9 and low < high
+
+
+def test_a_single_n_is_described_without_a_curve():
+    runs = curve_runs({"all": [0.02, 0.03, 0.025, 0.02]})
+    text = findings.describe_curve(aggregate.paired_differences(runs))
+    assert text.startswith("+2.4 [") and text.endswith("points at n=all; its 95% CI excludes 0.")

@@ -17,7 +17,8 @@ def describe_curve(curve: pd.DataFrame, scale: float = 100.0, unit: str = "point
     first, last = curve.iloc[0], curve.iloc[-1]
     parts = [f"{_gap(first, scale)} at n={first['n']}"]
     if len(curve) == 1:
-        return parts[0] + f" {unit}" + _zero_clause(curve)
+        excludes = "includes" if _includes_zero(first) else "excludes"
+        return f"{_gap(first, scale)} {unit} at n={first['n']}; its 95% CI {excludes} 0."
     positive = np.nanmean(means) >= 0
     peak = int(np.nanargmax(means) if positive else np.nanargmin(means))
     if 0 < peak < len(curve) - 1:

@@ -21,11 +21,13 @@ $(STAMP): pyproject.toml
 data: setup
 	$(BIN)/embcompare data
 
-# One real MR run per embedding setup (GloVe 6B 50d, Kim's CNN, all training examples).
+# One real MR run per embedding setup (GloVe 6B 50d, Kim's CNN, all training examples), then the
+# table of runs and a report of them in results/run/report.md.
 run: data
-	$(BIN)/embcompare run -m dataset=mr embedding=glove-6b-50d model=cnn \
+	$(BIN)/embcompare run -m name=run dataset=mr embedding=glove-6b-50d model=cnn \
 		setup=rand,rand_kim,static,nonstatic,multichannel train.n=all seed=1 train.progress=false
-	$(BIN)/python -m embcompare.analysis.aggregate results/adhoc/runs
+	$(BIN)/python -m embcompare.analysis.aggregate results/run/runs
+	$(BIN)/embcompare report name=run
 
 # The main job: sweep the experiment (EXP=learning_curve by default), then write its report.
 # DATASET=mr narrows the sweep to one dataset: make reproduce EXP=kim2014 DATASET=mr

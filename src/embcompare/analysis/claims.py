@@ -142,6 +142,8 @@ def pretrained_helps_when_small(runs: pd.DataFrame, differences: pd.DataFrame) -
         return verdict
     small, large = _smallest_n(runs), _largest_n(runs)
     for comparison, curve in differences.groupby("comparison", sort=True):
+        if _setups_of(comparison)[0] in RAND_SETUPS:
+            continue  # rand - rand_kim compares two inits, not pretrained against random
         at_small = curve[curve["n"].astype(str) == small]
         if at_small.empty:
             continue

@@ -195,7 +195,7 @@ def build(
     )
     metrics = TASK_METRICS + SEMANTIC_METRICS
     summary = aggregate.summarize(runs, metrics)
-    differences = aggregate.paired_differences(runs)
+    differences = pd.concat([aggregate.paired_differences(runs), _init_scale_gaps(runs)])
     pretraining = (
         _pretraining(out_dir, claims_from, benchmarks) if claims_from is not None else None
     )
@@ -214,6 +214,15 @@ def build(
     _what_was_run(report, runs)
     _failures_section(report, failures)
     return report.write(out_dir)
+
+
+def _init_scale_gaps(runs: pd.DataFrame) -> pd.DataFrame:
+    """rand (Keras's default init) minus rand_kim (Kim's variance-matched init), paired: what
+    the init scale alone does to a randomly initialised embedding."""
+    both = runs[runs["setup"].isin(["rand", "rand_kim"])]
+    if both["setup"].nunique() < 2:
+        return pd.DataFrame(columns=aggregate.DIFFERENCE_COLUMNS)
+    return aggregate.paired_differences(both, baselines=("rand_kim",))
 
 
 def load_runs(out_dir: Path, name: str) -> tuple[pd.DataFrame, bool]:

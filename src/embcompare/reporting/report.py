@@ -195,7 +195,10 @@ def build(
     )
     metrics = TASK_METRICS + SEMANTIC_METRICS
     summary = aggregate.summarize(runs, metrics)
-    differences = pd.concat([aggregate.paired_differences(runs), _init_scale_gaps(runs)])
+    differences = aggregate.paired_differences(runs)
+    init_gaps = _init_scale_gaps(runs)
+    if not init_gaps.empty:
+        differences = pd.concat([differences, init_gaps], ignore_index=True)
     pretraining = (
         _pretraining(out_dir, claims_from, benchmarks) if claims_from is not None else None
     )
@@ -220,8 +223,6 @@ def _init_scale_gaps(runs: pd.DataFrame) -> pd.DataFrame:
     """rand (Keras's default init) minus rand_kim (Kim's variance-matched init), paired: what
     the init scale alone does to a randomly initialised embedding."""
     both = runs[runs["setup"].isin(["rand", "rand_kim"])]
-    if both["setup"].nunique() < 2:
-        return pd.DataFrame(columns=aggregate.DIFFERENCE_COLUMNS)
     return aggregate.paired_differences(both, baselines=("rand_kim",))
 
 

@@ -8,8 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import absl.logging
 import pytest
 from omegaconf import OmegaConf
+
+# TensorFlow imports absl, whose log handler keeps the sys.stderr of that moment (pytest's
+# capture) and closes it when Hydra's logging setup shuts every handler down, unless it is
+# sys.stderr then; a test that runs the CLI in-process under redirect_stderr would close
+# pytest's capture ("I/O operation on closed file"). The real stderr is never closed.
+absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

@@ -1,5 +1,5 @@
 """Where the configs live, the one way to compose them outside `@hydra.main`, and the resolvers
-that configs interpolate (`${run_key:}`).
+that configs interpolate (`${run_key:}`, `${evaluate_name:...}`).
 
 The configs ship inside the package (`embcompare/conf`), so an installed CLI finds them too; the
 repository's top-level `conf` is a link to this folder.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,10 +86,23 @@ def run_key(*, _root_: DictConfig) -> str:
     return f"{dataset}-{setup}-n{resolved['train']['n']}-s{resolved['seed']}-{digest}"
 
 
+def evaluate_name(vectors) -> str:
+    """Output-directory name for `vectors=`: the config name, or the file name less extension."""
+    if vectors is None:
+        return "unnamed"
+    name = Path(str(vectors).rstrip("/")).name
+    name = name if (CONF_DIR / "embedding" / f"{name}.yaml").is_file() else Path(name).stem
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "unnamed"
+
+
+RESOLVERS = {"run_key": run_key, "evaluate_name": evaluate_name}
+
+
 def register_resolvers() -> None:
-    """Make `${run_key:}` resolvable; safe to call more than once."""
-    if not OmegaConf.has_resolver("run_key"):
-        OmegaConf.register_new_resolver("run_key", run_key)
+    """Make `${run_key:}` and `${evaluate_name:...}` resolvable; safe to call more than once."""
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 def compose(

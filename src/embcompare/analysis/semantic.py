@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,7 +54,7 @@ from embcompare.analysis.word_benchmarks import (
     read_analogies,
     read_word_pairs,
 )
-from embcompare.config import CONF_DIR
+from embcompare.config import CONF_DIR, evaluate_name, register_resolvers
 from embcompare.data.text import UNK_ID
 from embcompare.errors import EmbcompareError
 from embcompare.io import write_json_atomic
@@ -379,17 +378,8 @@ def _seen_pair_headline(scores: dict | None, bench: str, last: str, last_trainab
 # --- `embcompare evaluate` ----------------------------------------------------------------
 
 
-def evaluate_name(vectors) -> str:
-    """Output-directory name for `vectors=`: the config name, or the file name less extension."""
-    if vectors is None:
-        return "unnamed"
-    name = Path(str(vectors).rstrip("/")).name
-    name = name if (CONF_DIR / "embedding" / f"{name}.yaml").is_file() else Path(name).stem
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "unnamed"
-
-
-if not OmegaConf.has_resolver("evaluate_name"):
-    OmegaConf.register_new_resolver("evaluate_name", evaluate_name)
+# Launcher workers import only this module before they resolve ${evaluate_name:...}.
+register_resolvers()
 
 
 def resolve_vectors(value: str, conf_dir: Path = CONF_DIR) -> dict:

@@ -320,6 +320,7 @@ NEW_KEYS = [
 ]
 
 
+@pytest.mark.slow
 def test_a_small_sst2_run_records_the_new_measures(tmp_path, data_dir, mirror):
     result = run_cli(
         "run",
@@ -361,6 +362,7 @@ def test_a_small_sst2_run_records_the_new_measures(tmp_path, data_dir, mirror):
     assert set(semantic["seen_pairs"]["ws353"]) == {"source", "channel_0", "channel_0_delta"}
 
 
+@pytest.mark.slow
 def test_a_bad_init_scale_on_the_command_line_is_one_error_line(tmp_path, data_dir, mirror):
     result = run_cli(
         "run",

@@ -121,7 +121,7 @@ def metrics_vs_n(
                 line = panel.groupby("n_train")[reference].mean().sort_index()
                 axis.plot(line.index, line.to_numpy(), color="black", linestyle="--",
                           label=REFERENCE_LABELS.get(reference, reference))  # fmt: skip
-            _log_n_axis(axis, label, f"{dataset}: {label} ({model}, {embedding})")
+            _log_n_axis(axis, label, f"{dataset} ({model}, {embedding})")
         paths.append(_save(figure, out_dir, f"{stem}_{dataset}_{model}"))
     return paths
 

@@ -180,6 +180,18 @@ def test_a_gap_that_changes_sign_says_where():
     assert "changes sign at n=all" in text
 
 
+def test_a_gap_that_crosses_zero_in_the_middle_names_those_n():
+    runs = curve_runs(
+        {
+            "50": [0.05, 0.06, 0.05],
+            "500": [0.03, -0.04, 0.0],
+            "all": [-0.05, -0.04, -0.06],
+        }
+    )
+    text = findings.describe_curve(aggregate.paired_differences(runs))
+    assert "its CI includes 0 at n=500 only" in text and "changes sign at n=500" in text
+
+
 # --- claims ---------------------------------------------------------------------------------
 
 

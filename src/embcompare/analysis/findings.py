@@ -69,7 +69,8 @@ def _zero_clause(curve: pd.DataFrame) -> str:
     while start > 0 and inside[start - 1]:
         start -= 1
     if start == len(inside):
-        return "; its CI excludes 0 at the largest n"
+        where = ", ".join(str(curve.iloc[i]["n"]) for i, flag in enumerate(inside) if flag)
+        return f"; its CI includes 0 at n={where} only"
     return f"; its CI includes 0 from n={curve.iloc[start]['n']} on"
 
 

@@ -363,3 +363,8 @@ def test_a_single_n_is_described_without_a_curve():
     runs = curve_runs({"all": [0.02, 0.03, 0.025, 0.02]})
     text = findings.describe_curve(aggregate.paired_differences(runs))
     assert text.startswith("+2.4 [") and text.endswith("points at n=all; its 95% CI excludes 0.")
+
+
+def test_claim_d_without_pretraining_outputs_is_not_measured():
+    verdict = claims.keras_word2vec(pd.DataFrame())
+    assert verdict.outcome == "not measured" and "embcompare pretrain" in verdict.notes[0]

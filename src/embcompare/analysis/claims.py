@@ -92,7 +92,8 @@ def task_not_meaning(runs: pd.DataFrame) -> Verdict:
             test, note = _no_meaning_test(rows, setup, n, bench, name)
             if test is not None:
                 verdict.checks.append(test)
-            verdict.notes.append(note)
+            if note not in verdict.notes:
+                verdict.notes.append(note)
     if not verdict.checks:
         verdict.notes.append("no randomly initialised setup in these runs")
     return verdict
@@ -128,7 +129,7 @@ def _no_meaning_test(rows, setup, n, bench, name) -> tuple[Check | None, str]:
         threshold=NO_MEANING_RHO,
         below=True,
     )
-    note = f"{setup}: the pretrained vectors score {source.text()} on the same {name} pairs"
+    note = f"the pretrained vectors score {source.text()} on the same {name} pairs"
     return test, note
 
 
@@ -157,8 +158,8 @@ def pretrained_helps_when_small(runs: pd.DataFrame, differences: pd.DataFrame) -
         if small != large:
             verdict.checks.append(_shrinks_test(runs, comparison, small, large))
         verdict.notes.append(f"{comparison}: {describe_curve(curve)}")
-    for test in _unseen_word_tests(runs, small):
-        verdict.checks.append(test)
+    for n in dict.fromkeys([small, large]):
+        verdict.checks.extend(_unseen_word_tests(runs, n))
     return verdict
 
 
@@ -273,6 +274,12 @@ def keras_word2vec(pretraining: pd.DataFrame, share: float = 0.9) -> Verdict:
     pairs (`<bench>_ratio_ci_low/high` on the Keras row) to decide; one run each without it is
     inconclusive."""
     verdict = Verdict(CLAIMS["d"])
+    if "method" not in pretraining:
+        verdict.notes.append(
+            "no pretraining outputs: run `embcompare pretrain method=keras_sgns` and "
+            "`method=gensim sg=1` first"
+        )
+        return verdict
     keras_rows = pretraining[pretraining["method"] == "keras_sgns"]
     gensim_rows = pretraining[(pretraining["method"] == "gensim") & (pretraining["arch"] == "sg")]
     for _, ours in keras_rows.iterrows():

@@ -88,10 +88,7 @@ class Check:
     @property
     def rule(self) -> str:
         side = "below" if self.below else "above"
-        return f"holds when the 95% CI of {self.what} lies {side} {self._threshold_text()}"
-
-    def _threshold_text(self) -> str:
-        return f"{self.scale * self.threshold:g}"
+        return f"holds when its 95% CI lies {side} {self.scale * self.threshold:g}"
 
     def sentence(self) -> str:
         return (

@@ -217,7 +217,20 @@ def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
             )
         rows.append(row)
     summary = pd.DataFrame(rows)
-    return summary.sort_values(["dataset", "embedding", "model", "variant", "setup", "n_train"])
+    return summary.sort_values(
+        ["dataset", "embedding", "model", "variant", "setup", "n_train"], key=setup_order
+    )
+
+
+SETUP_ORDER = ["rand", "rand_kim", "static", "nonstatic", "multichannel"]
+
+
+def setup_order(column: pd.Series) -> pd.Series:
+    """Sort key: setups in one fixed order (others after them, by name); other columns as is."""
+    if column.name != "setup":
+        return column
+    rank = {name: f"{i:02d}" for i, name in enumerate(SETUP_ORDER)}
+    return column.map(lambda name: rank.get(name, f"99{name}"))
 
 
 def paired_differences(

@@ -34,6 +34,14 @@ def _panels(summary: pd.DataFrame):
     return summary.groupby(["dataset", "embedding", "model"], sort=True)
 
 
+def _by_setup(panel: pd.DataFrame):
+    """(setup, rows) in the fixed setup order of SETUP_COLOURS, others after them by name."""
+    present = set(panel["setup"])
+    ordered = [s for s in SETUP_COLOURS if s in present] + sorted(present - set(SETUP_COLOURS))
+    for setup in ordered:
+        yield setup, panel[panel["setup"] == setup]
+
+
 def _band(axis, frame: pd.DataFrame, metric: str, label: str, colour: str | None) -> None:
     frame = frame.sort_values("n_train")
     x, mean = frame["n_train"].to_numpy(), frame[metric].to_numpy()
@@ -57,7 +65,7 @@ def accuracy_vs_n(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     paths = []
     for (dataset, embedding, model), panel in _panels(summary):
         figure, axis = plt.subplots(figsize=(6, 4))
-        for setup, frame in panel.groupby("setup"):
+        for setup, frame in _by_setup(panel):
             _band(axis, frame, "test_accuracy", setup, SETUP_COLOURS.get(setup))
         _log_n_axis(
             axis,
@@ -112,7 +120,7 @@ def metrics_vs_n(
     for (dataset, embedding, model), panel in _panels(summary) if present else ():
         figure, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 4), squeeze=False)
         for axis, (metric, label) in zip(axes[0], present.items(), strict=True):
-            for setup, frame in panel.groupby("setup"):
+            for setup, frame in _by_setup(panel):
                 if frame[metric].notna().any():
                     _band(axis, frame[frame[metric].notna()], metric, setup,
                           SETUP_COLOURS.get(setup))  # fmt: skip

@@ -92,10 +92,13 @@ class Report:
     markdown: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
     shown: set[Path] = field(default_factory=set)
+    contents: list[tuple[int, str, str]] = field(default_factory=list)
 
     def heading(self, text: str, level: int = 2) -> None:
+        anchor = f"s{len(self.contents) + 1}"
+        self.contents.append((level, anchor, text))
         self.markdown.append(f"{'#' * level} {text}\n")
-        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        self.html.append(f"<h{level} id='{anchor}'>{html.escape(text)}</h{level}>")
 
     def paragraph(self, text: str) -> None:
         self.markdown.append(text + "\n")
@@ -126,20 +129,25 @@ class Report:
     def write(self, out_dir: Path) -> tuple[Path, Path]:
         md_path, html_path = out_dir / "report.md", out_dir / "report.html"
         write_text_atomic(md_path, f"# {self.title}\n\n" + "\n".join(self.markdown))
-        style = (
-            "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
-            "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;"
-            "border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}"
-        )
         page = (
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}"
-            f"</title><style>{style}</style></head><body><h1>{html.escape(self.title)}</h1>"
+            f"</title><style>{PAGE_STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>"
+            + self._table_of_contents()
             + "\n".join(self.html)
             + "</body></html>\n"
         )
         write_text_atomic(html_path, page)
         self._remove_stale_figures(out_dir / "figures")
         return md_path, html_path
+
+    def _table_of_contents(self) -> str:
+        """Links to the sections; self-contained, like the rest of the page."""
+        items = "".join(
+            f"<li class='l{level}'><a href='#{anchor}'>{html.escape(text)}</a></li>"
+            for level, anchor, text in self.contents
+            if level <= 3
+        )
+        return f"<nav><b>Contents</b><ul>{items}</ul></nav>" if items else ""
 
     def _remove_stale_figures(self, figures: Path) -> None:
         """Figures that an earlier report wrote and this one no longer shows (PNG and its SVG
@@ -164,6 +172,18 @@ class Report:
 
 
 FIGURES_MANIFEST = ".written-by-report.json"
+PAGE_STYLE = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;line-height:1.5;"
+    "max-width:1100px;margin:auto;padding:1em 2em;color:#222}"
+    "h1{border-bottom:2px solid #ccc}h2{margin-top:2em;border-bottom:1px solid #eee}"
+    "nav{background:#f6f8fa;padding:.5em 1em;border-radius:6px;font-size:14px}"
+    "nav ul{margin:.3em 0;padding-left:1.2em}nav li.l3{margin-left:1.2em;list-style:circle}"
+    "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
+    "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+    "th{background:#f6f8fa}tr:hover td{background:#fafafa}"
+    "figure{margin:1em 0}img{max-width:100%}figcaption{font-size:13px;color:#555}"
+    "li{margin:.2em 0}"
+)
 
 
 def _cell(value) -> str:

@@ -368,3 +368,9 @@ def test_a_single_n_is_described_without_a_curve():
 def test_claim_d_without_pretraining_outputs_is_not_measured():
     verdict = claims.keras_word2vec(pd.DataFrame())
     assert verdict.outcome == "not measured" and "embcompare pretrain" in verdict.notes[0]
+
+
+def test_a_curve_of_single_runs_claims_no_interval():
+    runs = curve_runs({"100": [0.01], "200": [0.03]})
+    text = findings.describe_curve(aggregate.paired_differences(runs))
+    assert "too few repeats for CIs" in text and "CI includes" not in text

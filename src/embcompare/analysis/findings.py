@@ -17,6 +17,8 @@ def describe_curve(curve: pd.DataFrame, scale: float = 100.0, unit: str = "point
     first, last = curve.iloc[0], curve.iloc[-1]
     parts = [f"{_gap(first, scale)} at n={first['n']}"]
     if len(curve) == 1:
+        if not _has_intervals(curve):
+            return f"{_gap(first, scale)} {unit} at n={first['n']}; too few repeats for a CI."
         excludes = "includes" if _includes_zero(first) else "excludes"
         return f"{_gap(first, scale)} {unit} at n={first['n']}; its 95% CI {excludes} 0."
     positive = np.nanmean(means) >= 0
@@ -34,12 +36,19 @@ def describe_curve(curve: pd.DataFrame, scale: float = 100.0, unit: str = "point
         )
     else:
         parts.append(f"growing to its largest, {_gap(last, scale)}, at n={last['n']}")
+    if not _has_intervals(curve):
+        return ", ".join(parts) + f" ({unit}; too few repeats for CIs)" + _sign_clause(curve)
     return (
         ", ".join(parts)
         + f" ({unit}, 95% CI over repeats)"
         + _zero_clause(curve)
         + _sign_clause(curve)
     )
+
+
+def _has_intervals(curve: pd.DataFrame) -> bool:
+    bounds = curve[["ci_low", "ci_high"]].to_numpy(dtype=float)
+    return bool(np.isfinite(bounds).all(axis=1).any())
 
 
 def _gap(row, scale: float) -> str:

@@ -142,6 +142,9 @@ def pretrained_helps_when_small(runs: pd.DataFrame, differences: pd.DataFrame) -
         verdict.notes.append("no paired comparisons with a random baseline")
         return verdict
     small, large = _smallest_n(runs), _largest_n(runs)
+    if small == large:
+        verdict.notes.append(f"one training-set size only (n={small}): 'few' cannot be told apart")
+        return verdict
     for comparison, curve in differences.groupby("comparison", sort=True):
         if _setups_of(comparison)[0] in RAND_SETUPS:
             continue  # rand - rand_kim compares two inits, not pretrained against random

@@ -22,7 +22,7 @@ CONF_DIR = Path(str(importlib.resources.files("embcompare") / "conf"))
 
 # Settings that say where files live or what the report shows, not what a run computes: they
 # stay out of the run key, so changing them never redoes runs.
-_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper")
+_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper", "verbose")
 # Settings inside computed groups that only change what a run displays.
 _DISPLAY_ONLY = (("train", "progress"),)
 

@@ -25,6 +25,7 @@ from embcompare import validation
 from embcompare.config import CONF_DIR, config_record, register_resolvers
 from embcompare.errors import EmbcompareError
 from embcompare.io import write_json_atomic
+from embcompare.training import progress as sweep_progress
 
 log = logging.getLogger("embcompare")
 
@@ -319,17 +320,18 @@ def main(cfg: DictConfig) -> dict | None:
             print(f"embcompare: error: {message}", file=sys.stderr)
             sys.exit(2 if isinstance(error, EmbcompareError | OSError) else 1)
         _forget_failure(output_dir)
-    log.info(
-        "%s %s n=%s seed=%s: test accuracy %.4f, macro-F1 %.4f (%d epochs, %.1fs)",
-        metrics["dataset"],
-        metrics["setup"],
-        metrics["n"],
-        metrics["seed"],
-        metrics["test_accuracy"],
-        metrics["test_macro_f1"],
-        metrics["epochs"],
-        metrics["train_seconds"],
-    )
+    if not sweep_progress.reports_each_run():  # else the sweep's progress bar prints its line
+        log.info(
+            "%s %s n=%s seed=%s: test accuracy %.4f, macro-F1 %.4f (%d epochs, %.1fs)",
+            metrics["dataset"],
+            metrics["setup"],
+            metrics["n"],
+            metrics["seed"],
+            metrics["test_accuracy"],
+            metrics["test_macro_f1"],
+            metrics["epochs"],
+            metrics["train_seconds"],
+        )
     return metrics
 
 

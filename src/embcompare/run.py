@@ -50,7 +50,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     """Run every stage for one config; write history, embedding rows and, last, metrics.json."""
     from embcompare.analysis import task_scores as evaluate
     from embcompare.data import datasets as data
-    from embcompare.data import text
+    from embcompare.data import text, user_file
     from embcompare.data.fetch import data_dir_from
     from embcompare.models import classifier as model
     from embcompare.training import loop as train
@@ -58,6 +58,12 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
 
     clock = Stopwatch()
     cache_dir = Path(cfg.paths.cache_dir).absolute()
+    if user_file.is_user_file(cfg.dataset):
+        user_file.prepare(cfg.dataset, cache_dir)  # fills dataset.labels from the file
+    if cfg.semantic.enabled:
+        from embcompare.analysis.word_benchmarks import check_extra_benchmarks
+
+        check_extra_benchmarks(cfg)
     splits = data.load_tokenized(
         cfg.dataset, data_dir_from(cfg.paths.data_dir), cfg.paths.mirror, cache_dir
     )

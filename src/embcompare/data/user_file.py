@@ -225,10 +225,17 @@ def _label_text(value) -> str:
 
 
 def _read_label_tab_text(file: Path, encoding: str) -> Table:
-    from embcompare.data.datasets import numbered_lines
-
+    try:
+        # LF or CRLF only: str.splitlines would also cut a text at \x0b, \x1c or U+2028
+        lines = [line.rstrip("\r") for line in file.read_text(encoding=encoding).split("\n")]
+    except LookupError:
+        raise EmbcompareError(f"dataset.encoding={encoding!r} is not a known encoding") from None
+    except UnicodeDecodeError as error:
+        raise EmbcompareError(
+            f"{file}: bytes are not valid {encoding} ({error.reason}); fix dataset.encoding"
+        ) from None
     texts, labels = [], []
-    for number, line in numbered_lines(file, encoding):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         label, tab, text = line.partition("\t")

@@ -30,12 +30,21 @@ def main(argv: list[str] | None = None) -> int:
 
     _stop_on_sigterm()
     try:
+        if argv is None:  # the process's own command line; a call from Python keeps its stderr
+            _quiet_unless_verbose(rest)
         return handler(rest)
     except EmbcompareError as error:
         print(f"embcompare: error: {error}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Terminated) as stop:
         return _interrupted(stop)
+
+
+def _quiet_unless_verbose(args: list[str]) -> None:
+    from embcompare import quiet
+
+    if not quiet.parse_verbose(args):
+        quiet.quiet_startup()
 
 
 class Terminated(BaseException):
@@ -71,7 +80,7 @@ def _interrupted(stop: BaseException) -> int:
 def _data(rest: list[str]) -> int:
     from embcompare.data import fetch
 
-    return fetch.main(rest)
+    return fetch.main([a for a in rest if not a.startswith("verbose=")])
 
 
 def _run(rest: list[str]) -> int:

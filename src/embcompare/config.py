@@ -22,7 +22,7 @@ CONF_DIR = Path(str(importlib.resources.files("embcompare") / "conf"))
 
 # Settings that say where files live or what the report shows, not what a run computes: they
 # stay out of the run key, so changing them never redoes runs.
-_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper")
+_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper", "verbose")
 # Settings inside computed groups that only change what a run displays.
 _DISPLAY_ONLY = (("train", "progress"),)
 
@@ -40,6 +40,8 @@ def keyed_config(cfg: DictConfig) -> dict:
     resolved.pop("paths")
     for group, key in _DISPLAY_ONLY:
         resolved.get(group, {}).pop(key, None)
+    if not resolved.get("similarity", {}).get("extra"):  # none: keys stay as before it existed
+        resolved.get("similarity", {}).pop("extra", None)
     stamps = _input_stamps(cfg)
     if stamps:
         resolved["input_sha256"] = stamps
@@ -47,16 +49,24 @@ def keyed_config(cfg: DictConfig) -> dict:
 
 
 def _input_stamps(root: DictConfig) -> dict[str, str]:
-    """sha256 of each input file that the config names by path alone, so overwriting it makes
-    the next run compute again. Dataset and benchmark files need none: their configs pin each
-    file's sha256 already."""
+    """sha256 of each input file that the config names by path alone (a vectors file, a user's
+    dataset file, extra similarity benchmarks), so overwriting it makes the next run compute
+    again. The packaged dataset and benchmark configs pin each file's sha256 already."""
     from embcompare.stamps import content_stamp
 
-    path = OmegaConf.select(root, "embedding.path", default=None)
-    if not path:
-        return {}
+    paths = {
+        key: OmegaConf.select(root, key, default=None, throw_on_missing=False)
+        for key in ("embedding.path", "dataset.path")
+    }
+    extra = OmegaConf.select(root, "similarity.extra", default=None)
+    if OmegaConf.is_list(extra):
+        paths.update({f"similarity.extra.{i}": path for i, path in enumerate(extra)})
     cache_dir = OmegaConf.select(root, "paths.cache_dir", default=None)
-    return {"embedding.path": content_stamp(Path(str(path)).expanduser(), cache_dir)}
+    return {
+        key: content_stamp(Path(str(path)).expanduser(), cache_dir)
+        for key, path in paths.items()
+        if path and path != "???"
+    }
 
 
 def config_record(cfg: DictConfig) -> dict[str, str]:
@@ -95,11 +105,22 @@ def evaluate_name(vectors) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "unnamed"
 
 
-RESOLVERS = {"run_key": run_key, "evaluate_name": evaluate_name}
+def file_dataset_name(*, _parent_) -> str:
+    """dataset=file's name: its file's name less extension, made one safe path part."""
+    path = OmegaConf.select(_parent_, "path", default=None, throw_on_missing=False)
+    stem = Path(str(path)).stem if path and path != "???" else ""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".-") or "file"
+
+
+RESOLVERS = {
+    "run_key": run_key,
+    "evaluate_name": evaluate_name,
+    "file_dataset_name": file_dataset_name,
+}
 
 
 def register_resolvers() -> None:
-    """Make `${run_key:}` and `${evaluate_name:...}` resolvable; safe to call more than once."""
+    """Make the RESOLVERS (`${run_key:}` ...) resolvable; safe to call more than once."""
     for name, resolver in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

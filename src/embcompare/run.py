@@ -25,6 +25,7 @@ from embcompare import validation
 from embcompare.config import CONF_DIR, config_record, register_resolvers
 from embcompare.errors import EmbcompareError
 from embcompare.io import write_json_atomic
+from embcompare.training import progress as sweep_progress
 
 log = logging.getLogger("embcompare")
 
@@ -49,7 +50,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     """Run every stage for one config; write history, embedding rows and, last, metrics.json."""
     from embcompare.analysis import task_scores as evaluate
     from embcompare.data import datasets as data
-    from embcompare.data import text
+    from embcompare.data import text, user_file
     from embcompare.data.fetch import data_dir_from
     from embcompare.models import classifier as model
     from embcompare.training import loop as train
@@ -57,6 +58,12 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
 
     clock = Stopwatch()
     cache_dir = Path(cfg.paths.cache_dir).absolute()
+    if user_file.is_user_file(cfg.dataset):
+        user_file.prepare(cfg.dataset, cache_dir)  # fills dataset.labels from the file
+    if cfg.semantic.enabled:
+        from embcompare.analysis.word_benchmarks import check_extra_benchmarks
+
+        check_extra_benchmarks(cfg)
     splits = data.load_tokenized(
         cfg.dataset, data_dir_from(cfg.paths.data_dir), cfg.paths.mirror, cache_dir
     )
@@ -319,17 +326,18 @@ def main(cfg: DictConfig) -> dict | None:
             print(f"embcompare: error: {message}", file=sys.stderr)
             sys.exit(2 if isinstance(error, EmbcompareError | OSError) else 1)
         _forget_failure(output_dir)
-    log.info(
-        "%s %s n=%s seed=%s: test accuracy %.4f, macro-F1 %.4f (%d epochs, %.1fs)",
-        metrics["dataset"],
-        metrics["setup"],
-        metrics["n"],
-        metrics["seed"],
-        metrics["test_accuracy"],
-        metrics["test_macro_f1"],
-        metrics["epochs"],
-        metrics["train_seconds"],
-    )
+    if not sweep_progress.reports_each_run():  # else the sweep's progress bar prints its line
+        log.info(
+            "%s %s n=%s seed=%s: test accuracy %.4f, macro-F1 %.4f (%d epochs, %.1fs)",
+            metrics["dataset"],
+            metrics["setup"],
+            metrics["n"],
+            metrics["seed"],
+            metrics["test_accuracy"],
+            metrics["test_macro_f1"],
+            metrics["epochs"],
+            metrics["train_seconds"],
+        )
     return metrics
 
 

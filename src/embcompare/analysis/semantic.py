@@ -50,6 +50,8 @@ from embcompare.analysis.similarity import (
 )
 from embcompare.analysis.word_benchmarks import (
     benchmark_files,
+    extra_benchmark_files,
+    headline_benchmarks,
     load_benchmarks,
     read_analogies,
     read_word_pairs,
@@ -122,7 +124,7 @@ def seen_pairs_report(cfg: DictConfig, vocab_spaces, spaces, counts: np.ndarray)
         return {"unavailable": str(error)}
     vocab_space = next(iter(vocab_spaces.values()))  # every channel has the vocabulary's words
     report = {}
-    for bench in cfg.semantic.headline:
+    for bench in headline_benchmarks(cfg):
         pairs = read_word_pairs(pair_files[bench], bench)
         seen = measures.seen_pair_mask(vocab_space, counts, pairs, int(cfg.semantic.min_count_seen))
         scores = measures.seen_pair_scores(
@@ -181,6 +183,7 @@ def _check_headline(cfg: DictConfig) -> None:
     """A misspelt headline benchmark would only show as missing numbers: stop before training
     results are written instead."""
     known = list(cfg.similarity.benchmarks)
+    extra_benchmark_files(cfg)  # a missing or mistyped extra file stops the run here too
     for name in cfg.semantic.headline:
         if name not in known:
             raise EmbcompareError(
@@ -315,7 +318,7 @@ def headline(report: dict, cfg: DictConfig, last: str, last_trainable: str | Non
     for movement and updates of the last trainable channel (None where there is none)."""
     flat: dict[str, float | int | str | None] = {}
     similarity = report["similarity"] or {"spaces": {}}
-    for bench in cfg.semantic.headline:
+    for bench in headline_benchmarks(cfg):
         learned = similarity["spaces"].get(last, {}).get(bench, {})
         reference = similarity["spaces"].get("source", {}).get(bench, {})
         flat[f"{bench}_spearman"] = learned.get("spearman")

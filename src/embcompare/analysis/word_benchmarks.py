@@ -4,6 +4,10 @@ fetching them for a config.
 Word pairs
     word1<TAB>word2<TAB>score per line, blank lines and '#' comments skipped; a malformed line
     is an error naming the file and line.
+Your own word pairs
+    `similarity.extra=[/path/a.txt,/path/b.txt]`: files in the word-pair format, read where they
+    are (no sha256 to pin; their content enters the run key instead), named by their file name
+    less extension, and scored wherever the configured benchmarks are.
 Analogies
     questions-words.txt: ': section' header lines, then 'a b c d' questions (a : b :: c : d).
 """
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from embcompare.data.datasets import numbered_lines
 from embcompare.errors import EmbcompareError
@@ -94,7 +98,8 @@ def read_analogies(path: Path) -> Analogies:
 
 
 def benchmark_files(cfg: DictConfig) -> tuple[dict[str, Path], Path]:
-    """The similarity files and the analogy file of cfg.similarity, fetched when missing."""
+    """The similarity files (the configured ones, fetched when missing, then the extra ones)
+    and the analogy file of cfg.similarity."""
     from embcompare.data.fetch import data_dir_from, ensure_file
 
     data_dir, mirror = data_dir_from(cfg.paths.data_dir), cfg.paths.mirror
@@ -102,7 +107,45 @@ def benchmark_files(cfg: DictConfig) -> tuple[dict[str, Path], Path]:
         name: ensure_file(entry, data_dir, mirror)
         for name, entry in cfg.similarity.benchmarks.items()
     }
+    pairs.update(extra_benchmark_files(cfg))
     return pairs, ensure_file(cfg.similarity.analogies, data_dir, mirror)
+
+
+def extra_benchmark_files(cfg: DictConfig) -> dict[str, Path]:
+    """similarity.extra as {name: path}, each an existing file under a name of its own."""
+    extra = OmegaConf.select(cfg, "similarity.extra", default=None)
+    if extra is None:
+        return {}
+    if not OmegaConf.is_list(extra) or not all(isinstance(p, str) and p for p in extra):
+        given = OmegaConf.to_container(extra) if OmegaConf.is_config(extra) else extra
+        raise EmbcompareError(
+            f"similarity.extra={given!r} must be a list of word-pair files: "
+            "similarity.extra=[/path/a.txt,/path/b.txt]"
+        )
+    files: dict[str, Path] = {}
+    for path in (Path(p).expanduser() for p in extra):
+        name = path.stem
+        if name in cfg.similarity.benchmarks or name in files:
+            raise EmbcompareError(
+                f"similarity.extra: {path} would be scored as {name!r}, a name already taken by "
+                "another benchmark; rename the file"
+            )
+        if not path.is_file():
+            raise EmbcompareError(f"similarity.extra: {path}: no such file")
+        files[name] = path
+    return files
+
+
+def check_extra_benchmarks(cfg: DictConfig) -> None:
+    """Read every extra word-pair file once, so a mistake in one stops a run before training."""
+    for name, path in extra_benchmark_files(cfg).items():
+        read_word_pairs(path, name)
+
+
+def headline_benchmarks(cfg: DictConfig) -> list[str]:
+    """Benchmarks whose scores go into metrics.json: semantic.headline, then the extra ones."""
+    named = list(cfg.semantic.headline)
+    return named + [name for name in extra_benchmark_files(cfg) if name not in named]
 
 
 def load_benchmarks(cfg: DictConfig) -> tuple[dict[str, WordPairs], Analogies]:

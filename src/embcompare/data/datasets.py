@@ -6,6 +6,7 @@ beside sentence-level label_text files):
   label_text       one example per line, `<integer label> <text>`
   lines_per_class  one file per class, one text per line, blank lines skipped (gzip allowed)
   tsv              a header row naming columns; `text_column` and `label_column` pick two
+  file             a user's own .csv/.tsv/.parquet/.txt named by `dataset.path` (user_file.py)
 
 Split policies: `given` (train/dev/test files), `holdout` and `kfold` (cut from one file), and
 `kfold_unless_given`: the given split when the dataset has a test file, else k-fold CV, which
@@ -35,6 +36,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from embcompare.data import user_file
 from embcompare.data.fetch import ensure_file
 from embcompare.data.text import tokenize
 from embcompare.errors import EmbcompareError
@@ -71,6 +73,17 @@ class DatasetSpec:
 
     @classmethod
     def from_config(cls, cfg) -> DatasetSpec:
+        if user_file.is_user_file(cfg):
+            return cls(
+                name=cfg.name,
+                format=cfg.format,
+                encoding=cfg.encoding,
+                labels=tuple(user_file.label_names(cfg)),
+                files=user_file.files_entry(cfg),
+                split=dict(cfg.split),
+                text_column=cfg.text_column,
+                label_column=cfg.label_column,
+            )
         formats = {"dataset.format": cfg.format} | {
             f"dataset.files.{key}.format": entry["format"]
             for key, entry in cfg.files.items()
@@ -209,13 +222,36 @@ def read_tsv(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, 
         yield text, _label_index(label.strip(), spec, path, number)
 
 
+@register_reader(user_file.FORMAT)
+def read_user_file(path: Path, entry: dict, spec: DatasetSpec) -> Iterator[tuple[str, int]]:
+    stat = path.stat()
+    table = user_file.read_table(
+        str(path.resolve()),
+        (stat.st_size, stat.st_mtime_ns),
+        spec.text_column,
+        spec.label_column,
+        spec.encoding,
+    )
+    index = {label: i for i, label in enumerate(spec.labels)}
+    for row, (text, label) in enumerate(zip(table.texts, table.labels, strict=True), start=1):
+        if label not in index:
+            raise EmbcompareError(
+                f"{path}: row {row}: label {label!r} is not one of dataset.labels "
+                f"{list(spec.labels)}"
+            )
+        yield text, index[label]
+
+
 def read_split(spec: DatasetSpec, data_dir: Path, mirror: str | None, split: str) -> Split:
     texts: list[str] = []
     labels: list[int] = []
     for entry in spec.files.values():
         if entry.get("split", "all") != split:
             continue
-        path = ensure_file(entry, data_dir, mirror)
+        # a user's own file is read where it is; the data dir holds the pinned files only
+        path = (
+            Path(entry["path"]) if entry.get("user_file") else ensure_file(entry, data_dir, mirror)
+        )
         reader = READERS[entry.get("format", spec.format)]
         for text, label in reader(path, entry, spec):
             texts.append(text)
@@ -288,6 +324,10 @@ def load_tokenized(cfg_dataset, data_dir: Path, mirror: str | None, cache_dir: P
     """`load_splits` with tokens, reading and tokenizing each dataset version only once."""
     settings = _plain(cfg_dataset)
     settings.pop("split", None)  # folds and cuts are made afterwards, from the cached tokens
+    if user_file.is_user_file(cfg_dataset):  # its config names the file, not its content
+        from embcompare.stamps import content_stamp
+
+        settings["content_sha256"] = content_stamp(user_file.dataset_path(cfg_dataset), cache_dir)
     files = _tokenized_files(
         json.dumps(settings, sort_keys=True), str(data_dir), mirror, str(cache_dir)
     )

@@ -45,7 +45,8 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def file_entries(node) -> list[dict]:
-    """Every mapping with both `path` and `sha256` keys, found anywhere inside `node`."""
+    """Every mapping with both `path` and `sha256` keys, found anywhere inside `node`; one whose
+    sha256 is null (dataset=file's user file, read in place) is not fetched."""
     found: list[dict] = []
     _collect_entries(node, found)
     return found
@@ -56,7 +57,7 @@ def _collect_entries(node, found: list[dict]) -> None:
         # resolve=False: an interpolation elsewhere in the config must not stop a fetch
         node = OmegaConf.to_container(node, resolve=False)
     if isinstance(node, Mapping):
-        if "path" in node and "sha256" in node:
+        if "path" in node and node.get("sha256") is not None:
             found.append(dict(node))
         for value in node.values():
             _collect_entries(value, found)
@@ -190,6 +191,11 @@ def _checked_entry(entry: Mapping) -> tuple[PurePosixPath, str]:
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
         raise EmbcompareError(
             f"file entry path={entry['path']!r} must be relative to the data dir, without '..'"
+        )
+    if entry.get("sha256") is None:
+        raise EmbcompareError(
+            f"file entry {relative}: sha256 is missing; add `sha256: <64 hex digits>` (the "
+            "output of `sha256sum`) to its config entry"
         )
     expected = str(entry["sha256"]).strip().lower()
     if not _SHA256_RE.fullmatch(expected):

@@ -70,6 +70,12 @@ def _error_message(error_file: Path) -> str:
         return f"{error_file} is unreadable"
 
 
+def reports_each_run() -> bool:
+    """Whether this process shows a sweep's progress bar, which prints one line per finished
+    run; a run alone, or one in a launcher's worker process, logs its own line instead."""
+    return CURRENT["sweep_dir"] is not None
+
+
 def finished_since_start() -> int | None:
     """Runs finished so far by the sweep in progress; None outside a sweep."""
     if CURRENT["sweep_dir"] is None:

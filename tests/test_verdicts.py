@@ -120,6 +120,15 @@ def test_runs_of_different_configs_are_never_pooled():
     assert "train.optimizer.sparse=false" not in paired.index  # its rand runs do not exist
 
 
+def test_display_only_settings_do_not_split_a_config():
+    rows = [
+        run_row("rand", "100", 1, 0.5),
+        run_row("rand", "100", 2, 0.7, **{"cfg.verbose": "false"}),
+    ]
+    summary = aggregate.summarize(pd.DataFrame(rows), ["test_accuracy"])
+    assert len(summary) == 1 and summary.iloc[0]["repeats"] == 2
+
+
 def test_two_runs_of_one_config_and_seed_are_refused():
     rows = [run_row("rand", "100", 1, 0.5), run_row("rand", "100", 1, 0.6)]
     rows[1]["run_dir"] = "another"

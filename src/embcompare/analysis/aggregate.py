@@ -21,6 +21,9 @@ from embcompare.errors import EmbcompareError
 
 SHOWN = ["dataset", "embedding", "model", "setup", "n"]
 REPEAT_KEYS = ["cfg.seed", "cfg.dataset.split.fold"]
+# Settings that change only what a run prints; runs recorded by versions that kept them in the
+# config record must still group with runs that do not.
+DISPLAY_KEYS = ["cfg.verbose", "cfg.train.progress"]
 BASELINES = ("rand", "rand_kim")
 LISTED = [
     "dataset",
@@ -121,7 +124,7 @@ def group_columns(runs: pd.DataFrame) -> list[str]:
     """The columns whose values make a config; tables without a config record (runs from
     before it existed) fall back to the shown keys, and the duplicate check still refuses
     to pool two runs of one seed."""
-    configs = [c for c in config_columns(runs) if c not in REPEAT_KEYS]
+    configs = [c for c in config_columns(runs) if c not in REPEAT_KEYS + DISPLAY_KEYS]
     return configs or SHOWN
 
 

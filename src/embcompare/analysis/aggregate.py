@@ -336,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     columns = [c for c in LISTED if c in table]
-    print(table[columns].sort_values(columns[:6]).to_string(index=False, float_format="%.4f"))
+    ordered = table[columns].sort_values(columns[:6], key=setup_order)
+    print(ordered.to_string(index=False, float_format="%.3f"))
     return 0
 
 

@@ -383,3 +383,15 @@ def test_a_curve_of_single_runs_claims_no_interval():
     runs = curve_runs({"100": [0.01], "200": [0.03]})
     text = findings.describe_curve(aggregate.paired_differences(runs))
     assert "too few repeats for CIs" in text and "CI includes" not in text
+
+
+def test_the_saved_sentence_sample_is_seeded_and_has_every_class():
+    from embcompare.analysis.task_scores import majority_rate, stratified_sample
+
+    labels = np.array([0] * 900 + [1] * 90 + [2] * 10)  # sorted by class, as MR's test set
+    chosen = stratified_sample(labels, 100, seed=3)
+    assert set(labels[chosen]) == {0, 1, 2}
+    assert abs(len(chosen) - 100) <= 2 and (np.diff(chosen) > 0).all()
+    assert (stratified_sample(labels, 100, seed=3) == chosen).all()
+    assert not (stratified_sample(labels, 100, seed=4) == chosen).all()
+    assert majority_rate(labels) == pytest.approx(0.9)

@@ -209,7 +209,7 @@ def _save_outputs(output_dir, vocab, final, history, classifier, test, cfg) -> N
         **{f"channel_{i}": m for i, m in enumerate(final)},
     )
     evaluate.write_history(output_dir / "history.csv", history)
-    chosen = np.arange(min(SENTENCES_SAVED, len(test)))
+    chosen = evaluate.stratified_sample(test.labels, SENTENCES_SAVED, int(cfg.seed))
     token_ids = train.pad([test.ids[i] for i in chosen], max(cfg.model.get("windows", [1])))
     np.savez_compressed(
         output_dir / "sentences.npz",

@@ -25,6 +25,7 @@ def task_scores(
     scores = {
         "test_accuracy": float(accuracy_score(test.labels, predicted)),
         "test_macro_f1": float(f1_score(test.labels, predicted, average="macro")),
+        "test_majority_rate": majority_rate(test.labels),
     }
     if unseen is not None:
         correct = predicted == test.labels
@@ -32,6 +33,26 @@ def task_scores(
         scores["test_accuracy_unseen_words"] = _mean_or_none(correct[unseen])
         scores["test_accuracy_seen_words_only"] = _mean_or_none(correct[~unseen])
     return scores
+
+
+def majority_rate(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the commonest class: the floor an accuracy is read against."""
+    return float(np.bincount(np.asarray(labels)).max() / len(labels))
+
+
+def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random sample of about `size` examples with every class in
+    its share (at least one of each): the test sentences whose representations are saved."""
+    labels = np.asarray(labels)
+    if size >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        take = max(1, round(size * len(members) / len(labels)))
+        chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen))
 
 
 def perturbed_scores(

@@ -67,6 +67,9 @@ def accuracy_vs_n(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
         figure, axis = plt.subplots(figsize=(6, 4))
         for setup, frame in _by_setup(panel):
             _band(axis, frame, "test_accuracy", setup, SETUP_COLOURS.get(setup))
+        if "test_majority_rate" in panel and panel["test_majority_rate"].notna().any():
+            axis.axhline(panel["test_majority_rate"].mean(), color="black", linestyle=":",
+                         label="majority class")  # fmt: skip
         _log_n_axis(
             axis,
             "test accuracy (mean, 95% CI over seeds)",

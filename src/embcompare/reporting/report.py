@@ -23,6 +23,7 @@ from embcompare.reporting import plot
 
 TASK_METRICS = [
     "test_accuracy",
+    "test_majority_rate",
     "test_macro_f1",
     "dev_accuracy",
     "epochs",

@@ -63,7 +63,8 @@ def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
                 "setup": setup,
                 "repeats": int(row["repeats"]),
                 "ours": ours,
-                "ours_ci95": 100 * np.nan_to_num(row["test_accuracy_ci95"]),
+                # fewer than 3 repeats: no interval worth drawing or printing
+                "ours_ci95": 100 * row["test_accuracy_ci95"] if row["repeats"] >= 3 else np.nan,
                 "kim": published,
                 "difference": ours - published,
             }
@@ -85,7 +86,12 @@ def table2_layout(compared: pd.DataFrame, embedding: str) -> pd.DataFrame:
                 cells[dataset] = f"— ({TABLE2[setup][_key(dataset)]})"
                 continue
             row = match.iloc[0]
-            spread = f" ± {row['ours_ci95']:.1f}" if row["repeats"] > 1 else " (1 run)"
+            count = int(row["repeats"])
+            spread = (
+                f" ± {row['ours_ci95']:.1f}"
+                if count >= 3
+                else f" ({count} run{'s' if count > 1 else ''}, no CI)"
+            )
             cells[dataset] = (
                 f"{row['ours']:.1f}{spread} ({row['kim']:.1f}; {row['difference']:+.1f})"
             )

@@ -47,8 +47,11 @@ def _band(axis, frame: pd.DataFrame, metric: str, label: str, colour: str | None
     x, mean = frame["n_train"].to_numpy(), frame[metric].to_numpy()
     axis.plot(x, mean, marker="o", label=label, color=colour)
     half = frame.get(f"{metric}_ci95")
+    used = frame.get(f"{metric}_repeats", frame.get("repeats"))
+    if used is not None:  # fewer than 3 repeats: a t-interval that says little; no band
+        half = half.where(used.to_numpy() >= 3) if half is not None else None
     if half is not None and np.isfinite(half.to_numpy()).any():
-        half = np.nan_to_num(half.to_numpy())
+        half = half.to_numpy()
         axis.fill_between(x, mean - half, mean + half, alpha=0.2, color=colour)
 
 

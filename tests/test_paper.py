@@ -46,7 +46,8 @@ def test_table2_layout_fills_missing_cells_with_kims_number_only():
     assert table.loc[2, "Subj"] == "90.0 ± 1.0 (93.4; -3.4)"
     assert table.loc[0, "MR"] == "— (76.1)"
     single = paper.side_by_side(summary_of({("cr", "rand_kim"): 0.8}, repeats=1))
-    assert paper.table2_layout(single, "glove-6b-50d").loc[0, "CR"] == "80.0 (1 run, no CI) (79.8; +0.2)"
+    cell = paper.table2_layout(single, "glove-6b-50d").loc[0, "CR"]
+    assert cell == "80.0 (1 run, no CI) (79.8; +0.2)"
 
 
 def test_ordering_findings_hold_fail_or_are_inconclusive_from_paired_repeats():

@@ -11,9 +11,11 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from embcompare.io import write_text_atomic
+from embcompare.io import write_atomic, write_text_atomic
 
 log = logging.getLogger("embcompare")
 
@@ -91,6 +93,25 @@ def write_manifest(directory: Path, names: list[str]) -> None:
         for name in names
     }
     (directory / MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+
+
+def write_checked_cache(directory: Path, fill: Callable[[Path], list[str]]) -> None:
+    """Write a cache directory atomically: `fill(staging)` writes its files and names them, a
+    manifest of their sizes and sha256s is added, and the whole directory replaces a damaged
+    one in one rename. Another process that finished the same cache first wins quietly."""
+
+    def staged(staging: Path) -> None:
+        staging.mkdir()
+        write_manifest(staging, fill(staging))
+        if directory.exists():  # a damaged cache being rebuilt
+            shutil.rmtree(directory)
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_atomic(directory, staged)
+    except OSError:
+        if not (directory / MANIFEST).is_file():  # not merely beaten by another process
+            raise
 
 
 def manifest_problem(directory: Path) -> str | None:

@@ -27,7 +27,6 @@ import gzip
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +39,7 @@ from embcompare.data import user_file
 from embcompare.data.fetch import ensure_file
 from embcompare.data.text import tokenize
 from embcompare.errors import EmbcompareError
-from embcompare.io import write_atomic
-from embcompare.stamps import MANIFEST, manifest_problem, write_manifest
+from embcompare.stamps import manifest_problem, write_checked_cache
 from embcompare.validation import check_classes, check_train_n
 
 log = logging.getLogger("embcompare")
@@ -365,8 +363,7 @@ def _write_tokenized(directory: Path, files: dict[str, Split]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def fill(staging: Path) -> None:
-        staging.mkdir()
+    def fill(staging: Path) -> list[str]:
         for split_name, split in files.items():
             table = pa.table(
                 {
@@ -377,16 +374,9 @@ def _write_tokenized(directory: Path, files: dict[str, Split]) -> None:
                 }
             )
             pq.write_table(table, staging / f"{split_name}.parquet")
-        write_manifest(staging, [f"{split_name}.parquet" for split_name in files])
-        if directory.exists():  # a damaged cache being rebuilt
-            shutil.rmtree(directory)
+        return [f"{split_name}.parquet" for split_name in files]
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        write_atomic(directory, fill)
-    except OSError:
-        if not (directory / MANIFEST).is_file():  # not merely beaten by another process
-            raise
+    write_checked_cache(directory, fill)
 
 
 def _read_tokenized(directory: Path) -> dict[str, Split]:

@@ -17,7 +17,6 @@ import importlib.resources
 import json
 import logging
 import os
-import shutil
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -30,8 +29,7 @@ from tqdm import tqdm
 
 from embcompare.data.text import PAD_ID, UNK_ID, Vocabulary
 from embcompare.errors import EmbcompareError
-from embcompare.io import write_atomic
-from embcompare.stamps import MANIFEST, manifest_problem, write_manifest
+from embcompare.stamps import MANIFEST, manifest_problem, write_checked_cache
 
 log = logging.getLogger("embcompare")
 
@@ -130,20 +128,12 @@ def write_cache(directory: Path, words: Sequence[str], vectors: np.ndarray) -> N
     half-written cache, and a cache damaged later is noticed. The staging dir never outlives a
     failure (io.write_atomic)."""
 
-    def fill(staging: Path) -> None:
-        staging.mkdir()
+    def fill(staging: Path) -> list[str]:
         np.save(staging / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
         (staging / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-        write_manifest(staging, CACHE_FILES)
-        if directory.exists():  # a damaged cache being rebuilt
-            shutil.rmtree(directory)
+        return CACHE_FILES
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        write_atomic(directory, fill)
-    except OSError:
-        if not (directory / MANIFEST).is_file():  # not merely beaten by another process
-            raise
+    write_checked_cache(directory, fill)
 
 
 def read_cache(directory: Path, name: str) -> PretrainedVectors:

@@ -273,10 +273,10 @@ def test_claim_c_fails_when_the_layers_differ():
 
 def _pretraining(keras_ws, ci=None):
     rows = [
-        {"name": "keras", "method": "keras_sgns", "arch": "sg", "corpus": "imdb", "dim": 300,
+        {"name": "keras", "method": "keras_sgns", "arch": "sgns", "corpus": "imdb", "dim": 300,
          "tokens": 10, "train_seconds": 30.0, "ws353_spearman": keras_ws,
          "simlex999_spearman": 0.37},
-        {"name": "gensim", "method": "gensim", "arch": "sg", "corpus": "imdb", "dim": 300,
+        {"name": "gensim", "method": "gensim", "arch": "sgns", "corpus": "imdb", "dim": 300,
          "tokens": 10, "train_seconds": 10.0, "ws353_spearman": 0.47,
          "simlex999_spearman": 0.38},
     ]  # fmt: skip

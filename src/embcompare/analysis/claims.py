@@ -284,7 +284,7 @@ def keras_word2vec(pretraining: pd.DataFrame, share: float = 0.9) -> Verdict:
         )
         return verdict
     keras_rows = pretraining[pretraining["method"] == "keras_sgns"]
-    gensim_rows = pretraining[(pretraining["method"] == "gensim") & (pretraining["arch"] == "sg")]
+    gensim_rows = pretraining[(pretraining["method"] == "gensim") & (pretraining["arch"] == "sgns")]
     for _, ours in keras_rows.iterrows():
         same = gensim_rows[
             (gensim_rows["corpus"] == ours["corpus"]) & (gensim_rows["dim"] == ours["dim"])

@@ -57,7 +57,7 @@ def with_ratio_intervals(
     skip-gram partner: the 95% percentile interval of rho(Keras) / rho(gensim) over the same
     bootstrap resamples of the pairs both vocabularies cover."""
     table = table.copy()
-    gensim = table[(table["method"] == "gensim") & (table["arch"] == "sg")]
+    gensim = table[(table["method"] == "gensim") & (table["arch"] == "sgns")]
     for index, ours in table[table["method"] == "keras_sgns"].iterrows():
         partner = gensim[(gensim["corpus"] == ours["corpus"]) & (gensim["dim"] == ours["dim"])]
         if len(partner) != 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -284,6 +285,31 @@ def _forget_failure(output_dir: Path) -> None:
         (output_dir / name).unlink(missing_ok=True)
 
 
+def threads_per_run(launcher: DictConfig | None, cores: int) -> int | None:
+    """TensorFlow threads for one run, so that a launcher's parallel runs use the cores once:
+    cores // n_jobs under joblib (n_jobs -1 or null: one worker per core), Ray's num_cpus a
+    task. None (TF's default, one thread per core) for launchers that run one job at a time."""
+    if launcher is None:
+        return None
+    if "n_jobs" in launcher:
+        n_jobs = launcher.n_jobs
+        workers = cores if n_jobs is None or int(n_jobs) < 1 else int(n_jobs)
+        return max(1, cores // workers)
+    num_cpus = launcher.get("ray", {}).get("remote", {}).get("num_cpus")
+    return int(num_cpus) if num_cpus else None
+
+
+def limit_threads(threads: int | None) -> None:
+    """Set TF's intra- and inter-op pools before its runtime starts (a no-op when a reused
+    worker process already has them)."""
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -309,6 +335,9 @@ def main(cfg: DictConfig) -> dict | None:
             return done
         try:
             validation.check_config(cfg, HydraConfig.get().overrides.task)
+            if _is_multirun():
+                cores = len(os.sched_getaffinity(0))
+                limit_threads(threads_per_run(HydraConfig.get().get("launcher"), cores))
             metrics = execute(cfg, output_dir)
         except Exception as error:
             message = describe_failure(error, output_dir, cfg)

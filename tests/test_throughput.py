@@ -4,10 +4,14 @@ threads shared out between workers, and the fused row-sparse optimizer updates."
 import json
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 from omegaconf import OmegaConf
 
 from embcompare.run import threads_per_run
+from embcompare.training import optimizers
 
 from conftest import run_cli
 
@@ -61,3 +65,54 @@ def test_smoke_sweep_gives_the_same_metrics_with_one_and_two_workers(tmp_path, d
     assert len(serial) == 4 and serial == parallel
     # the bar is counted from the run directories, so it reaches the end in the parent too
     assert "runs of smoke: 100%" in two.stderr and "4/4" in two.stderr
+
+
+# --- the fused row-sparse updates ----------------------------------------------------------
+
+ROWS, DIM, UNTOUCHED = 300, 16, 20
+
+
+def separate_ops_adadelta(variable, accumulators, grad, learning_rate, rho, epsilon):
+    """SparseAdadelta's update before the fused kernel: Keras's formulas on gathered rows."""
+    rows, grad = optimizers.touched_rows(grad)
+    grad_var, delta_var = accumulators
+    accumulated_grad = rho * tf.gather(grad_var, rows) + (1 - rho) * tf.square(grad)
+    accumulated_delta = tf.gather(delta_var, rows)
+    delta = -(tf.sqrt(accumulated_delta + epsilon) * grad) / tf.sqrt(accumulated_grad + epsilon)
+    accumulated_delta = rho * accumulated_delta + (1 - rho) * tf.square(delta)
+    grad_var.scatter_update(tf.IndexedSlices(accumulated_grad, rows))
+    delta_var.scatter_update(tf.IndexedSlices(accumulated_delta, rows))
+    variable.scatter_add(tf.IndexedSlices(learning_rate * delta, rows))
+
+
+def zipf_batches(steps, tokens=400, seed=0):
+    """Token-row gradients with Zipf-like repeats, as an embedding lookup produces them; the
+    last UNTOUCHED rows are never looked up."""
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, ROWS - UNTOUCHED + 1)
+    return [
+        tf.IndexedSlices(
+            tf.constant(rng.normal(size=(tokens, DIM)).astype(np.float32)),
+            tf.constant(
+                rng.choice(ROWS - UNTOUCHED, size=tokens, p=(1 / ranks) / (1 / ranks).sum())
+            ),
+            tf.constant([ROWS, DIM]),
+        )
+        for _ in range(steps)
+    ]
+
+
+def test_fused_adadelta_kernel_matches_the_separate_op_update():
+    settings = {"learning_rate": 1.0, "rho": 0.95, "epsilon": 1e-6}
+    init = np.random.default_rng(1).normal(size=(ROWS, DIM)).astype(np.float32)
+    batches = zipf_batches(steps=30)
+    fused, optimizer = keras.Variable(init), optimizers.SparseAdadelta(**settings)
+    reference = tf.Variable(init)
+    accumulators = [tf.Variable(np.zeros_like(init)) for _ in range(2)]
+    for grad in batches:
+        optimizer.apply([grad], [fused])
+        separate_ops_adadelta(reference, accumulators, grad, **settings)
+    moved = np.abs(np.asarray(reference) - init)
+    assert moved.max() > 0.01  # the rows did move, so the comparison means something
+    np.testing.assert_allclose(np.asarray(fused), reference.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(fused)[-UNTOUCHED:], init[-UNTOUCHED:])

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from omegaconf import OmegaConf
 
-from embcompare.run import threads_per_run
+from embcompare.run import cores_of_worker, workers_of
 from embcompare.training import optimizers
 
 from conftest import run_cli
@@ -21,50 +21,62 @@ def launcher(**settings):
 
 
 @pytest.mark.parametrize(
-    ("settings", "cores", "threads"),
+    ("settings", "cores", "workers"),
     [
-        ({"n_jobs": 2}, 2, 1),
-        ({"n_jobs": 2}, 16, 8),
-        ({"n_jobs": -1}, 4, 1),  # joblib's "one worker per core"
-        ({"n_jobs": None}, 4, 1),
-        ({"n_jobs": 8}, 2, 1),  # more workers than cores: never fewer than one thread
-        ({"ray": {"remote": {"num_cpus": 3}}}, 16, 3),
-        ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 2, None),
+        ({"n_jobs": 2}, 16, 2),
+        ({"n_jobs": -1}, 4, 4),  # joblib's "one worker per core"
+        ({"n_jobs": None}, 4, 4),
+        ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 2, 1),
     ],
 )
-def test_threads_per_run_shares_the_cores_out_between_workers(settings, cores, threads):
-    assert threads_per_run(launcher(**settings), cores) == threads
+def test_workers_of_a_launcher(settings, cores, workers):
+    assert workers_of(launcher(**settings), cores) == workers
+
+
+def test_each_worker_gets_its_own_share_of_the_cores():
+    cpus = [0, 1, 2, 3, 4, 5]
+    shares = [cores_of_worker(slot, 3, cpus) for slot in range(3)]
+    assert shares == [[0, 1], [2, 3], [4, 5]]
+    assert cores_of_worker(3, 4, [0, 1]) == [1]  # more workers than cores: one core each
 
 
 def metrics_by_run(results: Path) -> dict[str, dict]:
-    """Each run's metrics without its timings, which differ from run to run."""
-    return {
-        path.parent.name: {
-            k: v for k, v in json.loads(path.read_text()).items() if "second" not in k
-        }
-        for path in results.glob("smoke/runs/*/metrics.json")
-    }
+    """Each run's metrics without its timings, and its trained embedding."""
+    runs = {}
+    for path in results.glob("smoke/runs/*/metrics.json"):
+        metrics = json.loads(path.read_text())
+        runs[path.parent.name] = {k: v for k, v in metrics.items() if "second" not in k}
+        runs[path.parent.name]["vectors"] = np.load(path.parent / "embedding.npz")["vectors"]
+    return runs
 
 
 @pytest.mark.slow
 def test_smoke_sweep_gives_the_same_metrics_with_one_and_two_workers(tmp_path, data_dir, mirror):
+    """Bag of embeddings and Kim's CNN, whose trained rows would differ in the 9th digit if a
+    worker's TF thread pool were smaller than a serial run's."""
+    sweep = ["run", "-m", "experiment=smoke", "model=bow,cnn", "train.n=100"]
     paths = [f"paths.data_dir={data_dir}", f"paths.mirror={mirror}"]
-    one = run_cli("run", "-m", "experiment=smoke", *paths, f"paths.results_dir={tmp_path / 'one'}")
+    one = run_cli(*sweep, *paths, f"paths.results_dir={tmp_path / 'one'}")
     assert one.returncode == 0, one.stderr[-3000:]
+    parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    scratch = tmp_path / "tmp"  # where the workers claim their share of the cores
+    scratch.mkdir()
     two = run_cli(
-        "run",
-        "-m",
-        "experiment=smoke",
+        *sweep,
         *paths,
         f"paths.results_dir={tmp_path / 'two'}",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
+        *parallel,
+        env={"TMPDIR": str(scratch)},
     )
     assert two.returncode == 0, two.stderr[-3000:]
     serial, parallel = metrics_by_run(tmp_path / "one"), metrics_by_run(tmp_path / "two")
-    assert len(serial) == 4 and serial == parallel
+    assert len(serial) == 4 and serial.keys() == parallel.keys()
+    for run in serial:
+        np.testing.assert_array_equal(serial[run].pop("vectors"), parallel[run].pop("vectors"))
+        assert serial[run] == parallel[run]
     # the bar is counted from the run directories, so it reaches the end in the parent too
     assert "runs of smoke: 100%" in two.stderr and "4/4" in two.stderr
+    assert list(scratch.iterdir()) == []  # the sweep removed its workers' slot files
 
 
 # --- the fused row-sparse updates ----------------------------------------------------------

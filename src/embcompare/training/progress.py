@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from tqdm import tqdm
+
+from embcompare.run import worker_slots_dir
 
 
 def count_jobs(sweeper_params: dict[str, str], task_overrides: list[str]) -> int:
@@ -146,6 +150,7 @@ class SweepProgress(Callback):
         if self.bar is not None:
             self._advance()
             self.bar.close()
+        shutil.rmtree(worker_slots_dir(os.getpid()), ignore_errors=True)
         outcome = sweep_outcome(CURRENT["sweep_dir"], CURRENT["started"])
         if outcome.failed:
             outcome.listing = CURRENT["sweep_dir"] / "failed.txt"

@@ -327,17 +327,12 @@ def share_cores(workers: int) -> None:
     os.sched_setaffinity(0, _SHARE["cores"])
 
 
-def worker_slots_dir(sweep_pid: int) -> Path:
-    """Where the workers of the sweep started by process `sweep_pid` claim their slots."""
-    import tempfile
-
-    return Path(tempfile.gettempdir()) / f"embcompare-workers-{sweep_pid}"
-
-
 def _claim_slot(workers: int) -> int | None:
     """The first worker slot of this sweep that no live worker holds (an exclusive lock on a
     file per slot, released when the process ends); None when all are held."""
     import fcntl
+
+    from embcompare.training.progress import worker_slots_dir
 
     folder = worker_slots_dir(os.getppid())
     folder.mkdir(exist_ok=True)

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,8 +25,6 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from tqdm import tqdm
-
-from embcompare.run import worker_slots_dir
 
 
 def count_jobs(sweeper_params: dict[str, str], task_overrides: list[str]) -> int:
@@ -75,6 +74,12 @@ def _error_message(error_file: Path) -> str:
         return str(json.loads(error_file.read_text()).get("message", "")).strip()
     except (OSError, ValueError, AttributeError):
         return f"{error_file} is unreadable"
+
+
+def worker_slots_dir(sweep_pid: int) -> Path:
+    """Where the workers of the sweep started by process `sweep_pid` claim their share of the
+    cores (embcompare.run.share_cores); the sweep removes it when it ends."""
+    return Path(tempfile.gettempdir()) / f"embcompare-workers-{sweep_pid}"
 
 
 def ended_since_start(sweep_dir: Path, started: float) -> int:

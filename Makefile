@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 EXP ?= learning_curve
 SWEEP_ARGS ?=
 DATASET ?=
+# Sweeps run one worker process per core (Hydra's joblib launcher), each pinned to cores / N_JOBS
+# cores with the serial thread pool, so metrics match N_JOBS=1 exactly (run.share_cores);
+# N_JOBS=1 runs them one after another in one process.
+N_JOBS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)))')
+LAUNCHER = $(if $(filter-out 1,$(N_JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(N_JOBS))
 
 .PHONY: setup data run sweep report reproduce bench pretrain test test-fast clean
 
@@ -31,10 +36,12 @@ run: data
 
 # The main job: sweep the experiment (EXP=learning_curve by default), then write its report.
 # DATASET=mr narrows the sweep to one dataset: make reproduce EXP=kim2014 DATASET=mr
+# Runs are deterministic whatever N_JOBS: make reproduce N_JOBS=1 gives the same metrics.
 reproduce: sweep report
 
 sweep: data
-	$(BIN)/embcompare run -m experiment=$(EXP) $(if $(DATASET),dataset=$(DATASET)) $(SWEEP_ARGS)
+	$(BIN)/embcompare run -m experiment=$(EXP) $(if $(DATASET),dataset=$(DATASET)) $(LAUNCHER) \
+		$(SWEEP_ARGS)
 
 report: setup
 	$(BIN)/embcompare report experiment=$(EXP)

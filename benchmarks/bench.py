@@ -9,6 +9,14 @@
 * Load time of GloVe 6B 50d: from its package, and as a GloVe text file through gensim (first
   load parses and caches, the second reads the cache).
 * Peak resident memory of the process.
+* Nonstatic / static on the bag of embeddings, measured side by side: the models' epochs
+  alternate, round after round, so that load from other work on the host hits them alike;
+  the median ratio and its range over rounds say how noisy the figure is. Beside it the
+  gradient-only floor, lazy Adam's update split into its ops, and Adadelta's fused kernel.
+* Sweeps at 1 and N worker processes (`make sweep N_JOBS=...`): wall time, runs per hour and
+  the speed-up, for the smoke experiment and a slice of the learning curve.
+* Per-run overhead: the import in a fresh process, and each stage of a tiny run done twice in
+  one process (the second is what a run costs in a reused worker).
 
 Epoch times are the best of a few epochs after a warm-up (tracing excluded), training steps
 only: no dev evaluation. The table goes to stdout, the figures to results/bench/bench.json.
@@ -17,11 +25,14 @@ only: no dev evaluation. The table goes to stdout, the figures to results/bench/
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
+import math
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -92,11 +103,23 @@ def epoch_seconds(
 
 
 def gradient_only_seconds(classifier: keras.Model, encoded: train.Encoded, epochs: int) -> float:
-    """Best epoch time of a step that computes the embedding gradient but does not apply it.
+    """Best epoch time of a step that computes the embedding gradient but does not apply it
+    (gradient_only_step): the floor under every row-sparse update."""
+    step = gradient_only_step(classifier)
+    rng = np.random.default_rng(SEED)
+    warm_up = train.Encoded(encoded.ids[: 20 * BATCH_SIZE], encoded.labels[: 20 * BATCH_SIZE])
+    train.train_epoch(step, warm_up, BATCH_SIZE, 1, rng)
+    return min(
+        seconds(lambda: train.train_epoch(step, encoded, BATCH_SIZE, 1, rng)) for _ in range(epochs)
+    )
 
-    This is what a trained embedding costs before any optimizer touches it: the floor under
-    every row-sparse update. The gradient's values are summed into the returned loss (times
-    zero) so that TensorFlow cannot prune their computation.
+
+def gradient_only_step(classifier: keras.Model):
+    """A step that computes the embedding gradient but does not apply it.
+
+    This is what a trained embedding costs before any optimizer touches it. The gradient's
+    values are summed into the returned loss (times zero) so that TensorFlow cannot prune
+    their computation.
     """
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     optimizer = train.make_optimizer(optimizer_config(True))
@@ -111,12 +134,7 @@ def gradient_only_seconds(classifier: keras.Model, encoded: train.Encoded, epoch
         optimizer.apply(gradients, others)
         return loss + 0.0 * tf.reduce_sum(embedding_gradient.values)
 
-    rng = np.random.default_rng(SEED)
-    warm_up = train.Encoded(encoded.ids[: 20 * BATCH_SIZE], encoded.labels[: 20 * BATCH_SIZE])
-    train.train_epoch(step, warm_up, BATCH_SIZE, 1, rng)
-    return min(
-        seconds(lambda: train.train_epoch(step, encoded, BATCH_SIZE, 1, rng)) for _ in range(epochs)
-    )
+    return step
 
 
 def fresh_model(cfg_model, matrix: np.ndarray, trainable: bool) -> keras.Model:
@@ -179,6 +197,150 @@ def bench_bow(vocab_sizes: list[int], examples: int, epochs: int) -> list[dict]:
         if "gradient_only_s" in row:
             row["gradient_only_vs_static"] = row["gradient_only_s"] / static["sparse_s"]
     return rows
+
+
+# --- nonstatic / static side by side, and the update's ops ------------------------------
+
+
+def interleaved_epochs(steps: dict[str, Callable], encoded: train.Encoded, rounds: int) -> dict:
+    """Epoch seconds of each step function, round after round, one epoch each in turn."""
+    warm_up = train.Encoded(encoded.ids[: 20 * BATCH_SIZE], encoded.labels[: 20 * BATCH_SIZE])
+    for step in steps.values():  # tracing
+        train.train_epoch(step, warm_up, BATCH_SIZE, 1, np.random.default_rng(SEED))
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for round_ in range(rounds):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            train.train_epoch(step, encoded, BATCH_SIZE, 1, np.random.default_rng(SEED + round_))
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
+def ratio_summary(numerator: list[float], denominator: list[float]) -> dict:
+    ratios = np.array(numerator) / np.array(denominator)
+    return {
+        "median": float(np.median(ratios)),
+        "min": float(ratios.min()),
+        "max": float(ratios.max()),
+        "rounds": len(ratios),
+    }
+
+
+def train_step_of(cfg_model, matrix: np.ndarray, trainable: bool, optimizer=None):
+    """A bag-of-embeddings classifier and its training step (lazy Adam unless `optimizer`)."""
+    classifier = model.build_model(cfg_model, [matrix], [trainable], 2)
+    settings = optimizer or optimizer_config(True)
+    return classifier, train.make_train_step(classifier, train.make_optimizer(settings))
+
+
+def bench_bow_side_by_side(vocab_sizes: list[int], examples: int, rounds: int) -> list[dict]:
+    """Static, nonstatic (lazy Adam, and lazy Adadelta as Kim trains), and the gradient-only
+    floor, their epochs alternating; ratios to static per round."""
+    rows = []
+    for vocab_size in vocab_sizes:
+        encoded, matrix = synthetic_tokens(vocab_size, examples), bow_matrices(vocab_size)["static"]
+        keras.backend.clear_session()
+        gc.collect()
+        train.seed_everything(SEED)
+        bow = conf("model", "bow")
+        build = functools.partial(train_step_of, bow, matrix)
+        adadelta = OmegaConf.merge(conf("train", "kim").optimizer, {"sparse": True})
+        steps = {
+            "static": build(False)[1],
+            "nonstatic": build(True)[1],
+            "nonstatic_adadelta": build(True, adadelta)[1],
+            "gradient_only": gradient_only_step(build(True)[0]),
+        }
+        times = interleaved_epochs(steps, encoded, rounds)
+        row = {"vocab_size": vocab_size, "epoch_s": times}
+        for name in ("nonstatic", "nonstatic_adadelta", "gradient_only"):
+            row[f"{name}_vs_static"] = ratio_summary(times[name], times["static"])
+        row["update_breakdown_ms"] = update_breakdown(encoded, vocab_size)
+        row["static_step_ms"] = 1e3 * min(times["static"]) / math.ceil(examples / BATCH_SIZE)
+        progress(
+            f"bow {vocab_size} side by side: nonstatic/static "
+            f"{row['nonstatic_vs_static']['median']:.2f}, floor "
+            f"{row['gradient_only_vs_static']['median']:.2f}"
+        )
+        rows.append(row)
+    return rows
+
+
+def embedding_gradients(encoded: train.Encoded, vocab_size: int, batches: int = 20) -> list:
+    """IndexedSlices as the lookup of a batch produces them: one slice per token."""
+    rng = np.random.default_rng(SEED)
+    chosen = train.batch_indices(np.array([len(i) for i in encoded.ids]), BATCH_SIZE, rng)
+    gradients = []
+    for batch in chosen[:batches]:
+        ids = np.concatenate([encoded.ids[i] for i in batch])
+        values = rng.normal(size=(len(ids), EMBEDDING_DIM)).astype(np.float32)
+        gradients.append(tf.IndexedSlices(tf.constant(values), tf.constant(ids)))
+    return gradients
+
+
+def per_call_seconds(function: Callable, inputs: list) -> float:
+    started = time.perf_counter()
+    for batch in inputs:
+        function(batch)
+    return (time.perf_counter() - started) / len(inputs)
+
+
+def update_breakdown(encoded: train.Encoded, vocab_size: int, repeats: int = 5) -> dict:
+    """Milliseconds a step of each piece of the row-sparse updates, alone on the same batches:
+    what each op of lazy Adam costs, and Adadelta's fused kernel."""
+    from embcompare.training import optimizers
+
+    gradients = embedding_gradients(encoded, vocab_size)
+    zeros = np.zeros((vocab_size, EMBEDDING_DIM), np.float32)
+    table, slot_m, slot_v = (tf.Variable(zeros) for _ in range(3))
+    deduplicated = [optimizers.touched_rows(g) for g in gradients]
+
+    def dedup(g):
+        return optimizers.touched_rows(g)[1]
+
+    def gather(g):
+        rows, _ = g
+        return tf.gather(slot_m, rows), tf.gather(slot_v, rows)
+
+    def math_only(g):
+        _, grad = g
+        m = grad + (grad - grad) * 0.1
+        v = grad + (tf.square(grad) - grad) * 0.001
+        return (m * 0.01) / (tf.sqrt(v) + 1e-7)
+
+    def scatter(g):
+        rows, grad = g
+        slot_m.scatter_update(tf.IndexedSlices(grad, rows))
+        slot_v.scatter_update(tf.IndexedSlices(grad, rows))
+
+    def scatter_sub(g):
+        rows, grad = g
+        table.scatter_sub(tf.IndexedSlices(grad, rows))
+
+    def optimizer_update(cls):
+        variable = keras.Variable(zeros)
+        optimizer = cls(learning_rate=0.001)
+        optimizer.build([variable])
+        return lambda g: optimizer.apply([g], [variable])
+
+    pieces = {
+        "adam_deduplicate": (dedup, gradients),
+        "adam_gather_moments": (gather, deduplicated),
+        "adam_elementwise": (math_only, deduplicated),
+        "adam_scatter_moments": (scatter, deduplicated),
+        "adam_scatter_sub_weights": (scatter_sub, deduplicated),
+        "adam_whole_update": (optimizer_update(optimizers.SparseAdam), gradients),
+        "adadelta_whole_update": (optimizer_update(optimizers.SparseAdadelta), gradients),
+    }
+    timed = {}
+    for name, (piece, inputs) in pieces.items():
+        function = tf.function(piece)
+        for batch in inputs[:2]:
+            function(batch)
+        timed[name] = 1e3 * min(per_call_seconds(function, inputs) for _ in range(repeats))
+    timed["unique_rows_per_batch"] = float(np.mean([len(r) for r, _ in deduplicated]))
+    timed["tokens_per_batch"] = float(np.mean([len(g.indices) for g in gradients]))
+    return timed
 
 
 # --- CNN padding on real data ---------------------------------------------------------------
@@ -300,6 +462,88 @@ def bench_vectors(cache_dir: Path, words: int) -> dict:
     return figures
 
 
+# --- sweeps at 1 and N workers, per-run overhead ---------------------------------------
+
+SWEEPS = {
+    # name: (overrides, quick) -- the smoke experiment with 4 seeds (16 bag-of-embeddings runs),
+    # and 8 learning-curve runs (Kim CNN, SST-2, n=100 and 1000, 2 seeds, all four setups)
+    "smoke": (["experiment=smoke", "seed=1,2,3,4"], True),
+    "learning_curve": (["experiment=learning_curve", "train.n=100,1000", "seed=1,2"], False),
+}
+
+
+def sweep_seconds(overrides: list[str], n_jobs: int, data_dir: Path, mirror: str | None) -> dict:
+    """Wall time of one sweep through the command line, into a scratch results dir, as
+    `make sweep N_JOBS=n_jobs` runs it (the first start of TF included, report excluded)."""
+    launcher = [] if n_jobs == 1 else ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
+    with tempfile.TemporaryDirectory(prefix="embcompare-bench-") as scratch:
+        paths = [f"paths.data_dir={data_dir}", f"paths.results_dir={scratch}"]
+        paths += [f"paths.mirror={mirror}"] if mirror else []
+        command = [sys.executable, "-m", "embcompare.cli", "run", "-m", *overrides, *launcher]
+        started = time.perf_counter()
+        done = subprocess.run([*command, *paths], capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
+        runs = len(list(Path(scratch).glob("*/runs/*/metrics.json")))
+    return {"wall_s": wall, "runs": runs, "runs_per_hour": 3600 * runs / wall}
+
+
+def bench_sweeps(data_dir: Path, mirror: str | None, quick: bool) -> dict:
+    """Each sweep at 1 worker and at one worker per core, alternately: speed-up = wall(1) /
+    wall(N)."""
+    cores = len(os.sched_getaffinity(0))
+    figures: dict = {"workers": [1, cores]}
+    for name, (overrides, in_quick) in SWEEPS.items():
+        if quick and not in_quick:
+            continue
+        by_workers = {n: sweep_seconds(overrides, n, data_dir, mirror) for n in (1, cores)}
+        figures[name] = {
+            **{f"workers_{n}": f for n, f in by_workers.items()},
+            "speed_up": by_workers[1]["wall_s"] / by_workers[cores]["wall_s"],
+        }
+        progress(f"sweep {name}: {figures[name]}")
+    return figures
+
+
+TINY_RUN = [
+    "dataset=sst2",
+    "model=bow",
+    "setup=nonstatic",
+    "train.n=100",
+    "train.epochs=1",
+    "train.min_steps=0",
+    "train.progress=false",
+]
+
+
+def bench_overhead(data_dir: Path, mirror: str | None) -> dict:
+    """What a run spends outside training steps: the imports of a fresh process, and each stage
+    of a tiny run (2 training steps) done twice in this process; the second run's total is the
+    fixed cost of a run in a reused worker (model build and tracing are in its train stage)."""
+    from embcompare import run
+
+    imports = (
+        "import time; t = time.perf_counter(); import embcompare.run, tensorflow, keras; "
+        "from embcompare.training import loop; from embcompare.analysis import semantic; "
+        "print(time.perf_counter() - t)"
+    )
+    done = subprocess.run([sys.executable, "-c", imports], capture_output=True, text=True)
+    figures: dict = {"import_s": float(done.stdout.split()[-1])}
+    paths = [f"paths.data_dir={data_dir}"] + ([f"paths.mirror={mirror}"] if mirror else [])
+    cfg = compose("config", [*TINY_RUN, *paths])
+    for attempt in ("first", "second"):
+        with tempfile.TemporaryDirectory(prefix="embcompare-bench-") as scratch:
+            written = seconds(lambda: run.execute(cfg, Path(scratch)))
+            metrics = json.loads((Path(scratch) / "metrics.json").read_text())
+        stages = {k: v for k, v in metrics.items() if k.startswith("seconds_")}
+        # the rest of execute: gathering metrics and writing metrics.json
+        stages["seconds_metrics_and_writing"] = written - sum(stages.values())
+        figures[attempt] = {**stages, "total_s": written, "steps": metrics["steps"]}
+    progress(f"overhead: {figures}")
+    return figures
+
+
 # --- the report -----------------------------------------------------------------------------
 
 
@@ -353,6 +597,7 @@ def report(figures: dict) -> str:
             f"not applied (the floor under any update): {row['gradient_only_s']:.2f} s, "
             f"{row['gradient_only_vs_static']:.2f}x static"
         )
+    lines += ["", *side_by_side_lines(figures)]
     cnn = figures["cnn_sst2"]
     lines += [
         "",
@@ -382,7 +627,73 @@ def report(figures: dict) -> str:
         f"{figures['peak_rss_mb_after']['vectors']:,.0f}, after bag of embeddings "
         f"{figures['peak_rss_mb_after']['bow']:,.0f}); whole bench {figures['total_s']:.0f} s",
     ]
+    if "sweeps" in figures:
+        lines += ["", *sweep_lines(figures["sweeps"])]
+    lines += ["", *overhead_lines(figures["overhead"])]
     return "\n".join(lines)
+
+
+RATIO_GOAL = 1.6  # issue 18: nonstatic / static on the bag of embeddings
+
+
+def ratio_text(summary: dict) -> str:
+    return f"{summary['median']:.2f} [{summary['min']:.2f}, {summary['max']:.2f}]"
+
+
+def side_by_side_lines(figures: dict) -> list[str]:
+    rows = figures["bow_side_by_side"]
+    lines = [
+        f"Bag of embeddings side by side (epochs alternate; median ratio to static [min, max] "
+        f"over {rows[0]['nonstatic_vs_static']['rounds']} rounds), goal nonstatic <= "
+        f"{RATIO_GOAL}:"
+    ]
+    for row in rows:
+        verdict = "met" if row["nonstatic_vs_static"]["median"] <= RATIO_GOAL else "missed"
+        b = row["update_breakdown_ms"]
+        lines += [
+            f"{row['vocab_size']:>11,}x{EMBEDDING_DIM}: nonstatic (lazy Adam) "
+            f"{ratio_text(row['nonstatic_vs_static'])} ({verdict}); lazy Adadelta "
+            f"{ratio_text(row['nonstatic_adadelta_vs_static'])}; gradient-only floor "
+            f"{ratio_text(row['gradient_only_vs_static'])}",
+            f"{'':>13}ms a step: static step {row['static_step_ms']:.2f}; lazy Adam update "
+            f"{b['adam_whole_update']:.2f} = de-duplicate {b['adam_deduplicate']:.2f} "
+            f"({b['unique_rows_per_batch']:.0f} rows of {b['tokens_per_batch']:.0f} tokens) + "
+            f"gather moments {b['adam_gather_moments']:.2f} + element-wise "
+            f"{b['adam_elementwise']:.2f} + scatter moments {b['adam_scatter_moments']:.2f} + "
+            f"scatter_sub weights {b['adam_scatter_sub_weights']:.2f}; Adadelta (de-duplicate "
+            f"+ fused kernel) {b['adadelta_whole_update']:.2f}",
+        ]
+    return lines
+
+
+def sweep_lines(sweeps: dict) -> list[str]:
+    low, high = sweeps["workers"]
+    lines = [f"Sweeps through the command line at {low} and {high} worker processes:"]
+    for name in (n for n in SWEEPS if n in sweeps):
+        one, many = sweeps[name][f"workers_{low}"], sweeps[name][f"workers_{high}"]
+        lines.append(
+            f"  {name} ({one['runs']} runs): {one['wall_s']:.0f} s, {one['runs_per_hour']:.0f} "
+            f"runs/h at {low}; {many['wall_s']:.0f} s, {many['runs_per_hour']:.0f} runs/h at "
+            f"{high}; speed-up {sweeps[name]['speed_up']:.2f}x"
+        )
+    return lines
+
+
+def overhead_lines(overhead: dict) -> list[str]:
+    def stages(figures: dict) -> str:
+        named = [
+            f"{k.removeprefix('seconds_')} {v:.2f}"
+            for k, v in figures.items()
+            if k.startswith("seconds_")
+        ]
+        return f"{', '.join(named)}; total {figures['total_s']:.2f}"
+
+    return [
+        f"Per-run overhead, seconds: imports of a fresh process {overhead['import_s']:.2f}; a tiny "
+        f"run ({overhead['first']['steps']} training steps; train = model build + tracing):",
+        f"  first in its process: {stages(overhead['first'])}",
+        f"  second, as in a reused worker: {stages(overhead['second'])}",
+    ]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -391,6 +702,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="default: $EMBCOMPARE_DATA or ./data")
     parser.add_argument("--mirror", default=os.environ.get("DATA_MIRROR") or None)
     parser.add_argument("--out", type=Path, default=Path("results/bench/bench.json"))
+    parser.add_argument(
+        "--rounds", type=int, help="rounds of the side-by-side ratios (default 7, quick 3)"
+    )
+    parser.add_argument(
+        "--no-sweeps", action="store_true", help="leave out the sweeps at 1 and N workers"
+    )
     parser.add_argument(
         "--bucket-batches",
         type=int,
@@ -411,12 +728,17 @@ def main(argv: list[str] | None = None) -> int:
     figures["vectors"] = bench_vectors(data_dir / "cache", 50_000 if args.quick else 400_000)
     peaks = {"vectors": peak_rss_mb()}  # the peak so far, after each part
     figures["bow"] = bench_bow([20_000, 100_000], examples, epochs)
+    rounds = args.rounds or (3 if args.quick else 7)
+    figures["bow_side_by_side"] = bench_bow_side_by_side([20_000, 100_000], examples, rounds)
     peaks["bow"] = peak_rss_mb()
     encoded, matrix = sst2_training_set(
         data_dir, args.mirror, data_dir / "cache", 2_000 if args.quick else None
     )
     figures["cnn_sst2"] = bench_padding(encoded, matrix, epochs, args.bucket_batches)
     figures["tokenized"] = bench_tokenized(data_dir, args.mirror)
+    figures["overhead"] = bench_overhead(data_dir, args.mirror)
+    if not args.no_sweeps:
+        figures["sweeps"] = bench_sweeps(data_dir, args.mirror, args.quick)
     figures["peak_rss_mb"], figures["peak_rss_mb_after"] = peak_rss_mb(), peaks
     figures["total_s"] = time.perf_counter() - started
     print(report(figures))

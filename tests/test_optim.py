@@ -117,7 +117,9 @@ def test_dense_gradients_get_exactly_keras_update(sparse_class, keras_class, opt
 @pytest.mark.parametrize(("sparse_class", "keras_class", "options"), PAIRS)
 def test_rows_touched_every_step_match_the_dense_optimizer(sparse_class, keras_class, options):
     """The lazy update differs from the dense one only on rows that a step leaves out: with
-    every row in every step (each once) the two agree bit for bit."""
+    every row in every step (each once) the two agree bit for bit (Adam), or to float32
+    rounding (Adadelta, whose fused kernel multiplies by a reciprocal square root where Keras
+    divides)."""
     init = initial_matrix()
     rng = np.random.default_rng(4)
     steps = [rng.normal(size=init.shape).astype(np.float32) for _ in range(4)]
@@ -127,7 +129,10 @@ def test_rows_touched_every_step_match_the_dense_optimizer(sparse_class, keras_c
     dense_optimizer = keras_class(**options)
     for gradient in steps:
         dense_optimizer.apply([tf.constant(gradient)], [variable])
-    np.testing.assert_array_equal(sparse, np.asarray(variable))
+    if sparse_class is optim.SparseAdadelta:
+        np.testing.assert_allclose(sparse, np.asarray(variable), rtol=1e-6, atol=1e-7)
+    else:
+        np.testing.assert_array_equal(sparse, np.asarray(variable))
 
 
 # --- in the real training step -------------------------------------------------------------

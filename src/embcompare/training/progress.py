@@ -1,14 +1,20 @@
 """A progress bar over the runs of a Hydra multirun, with an ETA and one line per finished run.
 
-Hydra's basic launcher runs jobs one after another in this process, so a callback sees every
-job end. Under other launchers jobs end in other processes; there the bar stays silent and the
-launcher's own progress output is what a user sees.
+The bar counts run directories of this sweep that hold metrics.json or error.json, polled by a
+thread of the process that started the sweep, so it advances under every launcher: Hydra's
+basic launcher runs jobs in this process, joblib, submitit and Ray elsewhere. The per-run
+lines ("done ...: test accuracy") come from the job-end callback, which only the basic
+launcher calls in this process.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +82,18 @@ def reports_each_run() -> bool:
     return CURRENT["sweep_dir"] is not None
 
 
+def worker_slots_dir(sweep_pid: int) -> Path:
+    """Where the workers of the sweep started by process `sweep_pid` claim their share of the
+    cores (embcompare.run.share_cores); the sweep removes it when it ends."""
+    return Path(tempfile.gettempdir()) / f"embcompare-workers-{sweep_pid}"
+
+
+def ended_since_start(sweep_dir: Path, started: float) -> int:
+    """Runs of this sweep that ended, finished or failed."""
+    outcome = sweep_outcome(sweep_dir, started)
+    return len(outcome.finished) + len(outcome.failed)
+
+
 def finished_since_start() -> int | None:
     """Runs finished so far by the sweep in progress; None outside a sweep."""
     if CURRENT["sweep_dir"] is None:
@@ -84,12 +102,17 @@ def finished_since_start() -> int | None:
 
 
 class SweepProgress(Callback):
+    POLL_SECONDS = 1.0
+
     def __init__(self) -> None:
         self.bar: tqdm | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._lock = threading.Lock()  # the poller and the job-end callback both move the bar
 
     def __getstate__(self) -> dict:
         # Launchers that run jobs elsewhere pickle the callbacks; a live bar must stay here.
-        return {"bar": None}
+        return {"bar": None, "_stop": None, "_poller": None, "_lock": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # a second earlier: file times may be coarser than the clock
@@ -99,11 +122,28 @@ class SweepProgress(Callback):
             dict(config.hydra.sweeper.get("params") or {}), config.hydra.overrides.task
         )
         self.bar = tqdm(total=total, desc=f"runs of {config.name}", unit="run", smoothing=0.1)
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll, name="sweep-progress", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.POLL_SECONDS):
+            self._advance()
+
+    def _advance(self) -> None:
+        """Move the bar to the count of ended runs on disk (never backwards)."""
+        bar, sweep_dir = self.bar, CURRENT["sweep_dir"]
+        if bar is None or sweep_dir is None:
+            return
+        ended = min(ended_since_start(sweep_dir, CURRENT["started"]), bar.total)
+        with self._lock:
+            if ended > bar.n:
+                bar.update(ended - bar.n)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if self.bar is None:
             return
-        self.bar.update(1)
+        self._advance()
         overrides = " ".join(job_return.overrides or [])
         value = job_return._return_value
         if isinstance(value, dict) and "failed" in value:
@@ -115,8 +155,13 @@ class SweepProgress(Callback):
             self.bar.write(f"FAILED {overrides}: {job_return._return_value}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join()
         if self.bar is not None:
+            self._advance()
             self.bar.close()
+        shutil.rmtree(worker_slots_dir(os.getpid()), ignore_errors=True)
         outcome = sweep_outcome(CURRENT["sweep_dir"], CURRENT["started"])
         if outcome.failed:
             outcome.listing = CURRENT["sweep_dir"] / "failed.txt"

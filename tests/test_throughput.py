@@ -1,0 +1,130 @@
+"""Throughput: parallel sweeps with the same metrics, a progress bar under every launcher, TF
+threads shared out between workers, and the fused row-sparse optimizer updates."""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from omegaconf import OmegaConf
+
+from embcompare.run import cores_of_worker, workers_of
+from embcompare.training import optimizers
+
+from conftest import run_cli
+
+
+def launcher(**settings):
+    return OmegaConf.create(settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "cores", "workers"),
+    [
+        ({"n_jobs": 2}, 16, 2),
+        ({"n_jobs": -1}, 4, 4),  # joblib's "one worker per core"
+        ({"n_jobs": None}, 4, 4),
+        ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 2, 1),
+    ],
+)
+def test_workers_of_a_launcher(settings, cores, workers):
+    assert workers_of(launcher(**settings), cores) == workers
+
+
+def test_each_worker_gets_its_own_share_of_the_cores():
+    cpus = [0, 1, 2, 3, 4, 5]
+    shares = [cores_of_worker(slot, 3, cpus) for slot in range(3)]
+    assert shares == [[0, 1], [2, 3], [4, 5]]
+    assert cores_of_worker(3, 4, [0, 1]) == [1]  # more workers than cores: one core each
+
+
+def metrics_by_run(results: Path) -> dict[str, dict]:
+    """Each run's metrics without its timings, and its trained embedding."""
+    runs = {}
+    for path in results.glob("smoke/runs/*/metrics.json"):
+        metrics = json.loads(path.read_text())
+        runs[path.parent.name] = {k: v for k, v in metrics.items() if "second" not in k}
+        runs[path.parent.name]["vectors"] = np.load(path.parent / "embedding.npz")["vectors"]
+    return runs
+
+
+@pytest.mark.slow
+def test_smoke_sweep_gives_the_same_metrics_with_one_and_two_workers(tmp_path, data_dir, mirror):
+    """Bag of embeddings and Kim's CNN, whose trained rows would differ in the 9th digit if a
+    worker's TF thread pool were smaller than a serial run's."""
+    sweep = ["run", "-m", "experiment=smoke", "model=bow,cnn", "train.n=100"]
+    paths = [f"paths.data_dir={data_dir}", f"paths.mirror={mirror}"]
+    one = run_cli(*sweep, *paths, f"paths.results_dir={tmp_path / 'one'}")
+    assert one.returncode == 0, one.stderr[-3000:]
+    parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    scratch = tmp_path / "tmp"  # where the workers claim their share of the cores
+    scratch.mkdir()
+    two = run_cli(
+        *sweep,
+        *paths,
+        f"paths.results_dir={tmp_path / 'two'}",
+        *parallel,
+        env={"TMPDIR": str(scratch)},
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    serial, parallel = metrics_by_run(tmp_path / "one"), metrics_by_run(tmp_path / "two")
+    assert len(serial) == 4 and serial.keys() == parallel.keys()
+    for run in serial:
+        np.testing.assert_array_equal(serial[run].pop("vectors"), parallel[run].pop("vectors"))
+        assert serial[run] == parallel[run]
+    # the bar is counted from the run directories, so it reaches the end in the parent too
+    assert "runs of smoke: 100%" in two.stderr and "4/4" in two.stderr
+    assert list(scratch.iterdir()) == []  # the sweep removed its workers' slot files
+
+
+# --- the fused row-sparse updates ----------------------------------------------------------
+
+ROWS, DIM, UNTOUCHED = 300, 16, 20
+
+
+def separate_ops_adadelta(variable, accumulators, grad, learning_rate, rho, epsilon):
+    """SparseAdadelta's update before the fused kernel: Keras's formulas on gathered rows."""
+    rows, grad = optimizers.touched_rows(grad)
+    grad_var, delta_var = accumulators
+    accumulated_grad = rho * tf.gather(grad_var, rows) + (1 - rho) * tf.square(grad)
+    accumulated_delta = tf.gather(delta_var, rows)
+    delta = -(tf.sqrt(accumulated_delta + epsilon) * grad) / tf.sqrt(accumulated_grad + epsilon)
+    accumulated_delta = rho * accumulated_delta + (1 - rho) * tf.square(delta)
+    grad_var.scatter_update(tf.IndexedSlices(accumulated_grad, rows))
+    delta_var.scatter_update(tf.IndexedSlices(accumulated_delta, rows))
+    variable.scatter_add(tf.IndexedSlices(learning_rate * delta, rows))
+
+
+def zipf_batches(steps, tokens=400, seed=0):
+    """Token-row gradients with Zipf-like repeats, as an embedding lookup produces them; the
+    last UNTOUCHED rows are never looked up."""
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, ROWS - UNTOUCHED + 1)
+    return [
+        tf.IndexedSlices(
+            tf.constant(rng.normal(size=(tokens, DIM)).astype(np.float32)),
+            tf.constant(
+                rng.choice(ROWS - UNTOUCHED, size=tokens, p=(1 / ranks) / (1 / ranks).sum())
+            ),
+            tf.constant([ROWS, DIM]),
+        )
+        for _ in range(steps)
+    ]
+
+
+def test_fused_adadelta_kernel_matches_the_separate_op_update():
+    settings = {"learning_rate": 1.0, "rho": 0.95, "epsilon": 1e-6}
+    init = np.random.default_rng(1).normal(size=(ROWS, DIM)).astype(np.float32)
+    batches = zipf_batches(steps=30)
+    fused, optimizer = keras.Variable(init), optimizers.SparseAdadelta(**settings)
+    reference = tf.Variable(init)
+    accumulators = [tf.Variable(np.zeros_like(init)) for _ in range(2)]
+    for grad in batches:
+        optimizer.apply([grad], [fused])
+        separate_ops_adadelta(reference, accumulators, grad, **settings)
+    moved = np.abs(np.asarray(reference) - init)
+    assert moved.max() > 0.01  # the rows did move, so the comparison means something
+    np.testing.assert_allclose(np.asarray(fused), reference.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(fused)[-UNTOUCHED:], init[-UNTOUCHED:])

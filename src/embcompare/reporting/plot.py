@@ -7,6 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and in CI
+# SVGs that depend only on their data: fixed element ids, no creation date
+matplotlib.rcParams["svg.hashsalt"] = "embcompare"
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -23,8 +25,8 @@ SETUP_COLOURS = {
 def _save(figure, out_dir: Path, stem: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    for suffix in ("png", "svg"):
-        figure.savefig(out_dir / f"{stem}.{suffix}", dpi=120)
+    figure.savefig(out_dir / f"{stem}.png", dpi=120)
+    figure.savefig(out_dir / f"{stem}.svg", dpi=120, metadata={"Date": None})
     plt.close(figure)
     return out_dir / f"{stem}.png"
 

@@ -2,7 +2,7 @@
 paired setup-vs-baseline differences.
 
 A group is a whole config: every `cfg.*` column of a run (its resolved config, flattened by
-`run.config_record`) except the repeat keys (seed, fold). Runs that differ in any other value
+`config.config_record`) except the repeat keys (seed, fold). Runs that differ in any other value
 are never averaged together; they get separate rows, labelled in `variant` by the values that
 differ. A paired difference pairs runs that differ only in the compared key and share a repeat.
 """

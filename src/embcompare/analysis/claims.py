@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from embcompare.analysis.findings import describe_curve
-from embcompare.analysis.verdicts import Check, Estimate, Verdict, exact, interval
+from embcompare.analysis.verdicts import (
+    Check,
+    Estimate,
+    Verdict,
+    exact,
+    interval,
+    paired_estimate,
+)
 from embcompare.errors import EmbcompareError
 
 CONTEXT = ["dataset", "embedding", "model", "variant"]
@@ -151,10 +158,7 @@ def pretrained_helps_when_small(runs: pd.DataFrame, differences: pd.DataFrame) -
         at_small = curve[curve["n"].astype(str) == small]
         if at_small.empty:
             continue
-        row = at_small.iloc[0]
-        estimate = Estimate(
-            row["mean_difference"], row["ci_low"], row["ci_high"], int(row["repeats"])
-        )
+        estimate = paired_estimate(at_small.iloc[0])
         verdict.checks.append(
             Check(f"{comparison}, test accuracy at n={small}", estimate, scale=100, digits=1)
         )

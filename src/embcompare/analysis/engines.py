@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from embcompare.analysis.measures import bootstrap_spearmans
 from embcompare.analysis.similarity import Space, pair_cosines, pair_rows
 from embcompare.analysis.word_benchmarks import WordPairs
 from embcompare.vectors.pretrained import read_cache
@@ -88,12 +88,10 @@ def ratio_interval(
         covered &= known
         cosines.append((first, second, space))
     gold = pairs.gold[covered]
-    predicted = [pair_cosines(space, first[covered], second[covered])
-                 for first, second, space in cosines]  # fmt: skip
+    ours, theirs = (
+        pair_cosines(space, first[covered], second[covered]) for first, second, space in cosines
+    )
     picks = np.random.default_rng(seed).integers(0, len(gold), size=(resamples, len(gold)))
-    ratios = []
-    for pick in picks:
-        ours, theirs = (stats.spearmanr(gold[pick], p[pick]).statistic for p in predicted)
-        ratios.append(ours / theirs)
+    ratios = bootstrap_spearmans(gold, ours, picks) / bootstrap_spearmans(gold, theirs, picks)
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)

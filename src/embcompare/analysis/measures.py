@@ -166,15 +166,22 @@ def bootstrap_spearman_ci(
     gold: np.ndarray, predicted: np.ndarray, resampled: np.ndarray, level: float = 0.95
 ) -> tuple[float | None, float | None]:
     """Percentile interval of Spearman's rho over resamples of the pairs (rows of indices)."""
-    gold_ranks = stats.rankdata(gold[resampled], axis=1)
-    predicted_ranks = stats.rankdata(predicted[resampled], axis=1)
-    rhos = _row_pearson(gold_ranks, predicted_ranks)
+    rhos = bootstrap_spearmans(gold, predicted, resampled)
     rhos = rhos[np.isfinite(rhos)]
     if not len(rhos):
         return None, None
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(rhos, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def bootstrap_spearmans(
+    gold: np.ndarray, predicted: np.ndarray, resampled: np.ndarray
+) -> np.ndarray:
+    """Spearman's rho on each resample of the pairs (one row of indices a resample)."""
+    gold_ranks = stats.rankdata(gold[resampled], axis=1)
+    predicted_ranks = stats.rankdata(predicted[resampled], axis=1)
+    return _row_pearson(gold_ranks, predicted_ranks)
 
 
 def _row_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:

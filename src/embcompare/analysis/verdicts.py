@@ -121,8 +121,15 @@ class Verdict:
         return self.outcome
 
 
+def paired_estimate(row, unit: str = "seeds") -> Estimate:
+    """The estimate of one row of `aggregate.paired_differences`."""
+    return Estimate(
+        row["mean_difference"], row["ci_low"], row["ci_high"], int(row["repeats"]), unit
+    )
+
+
 def interval(values, unit: str = "seeds") -> Estimate:
-    """Mean and t-based 95% CI of finite values (no interval from fewer than two)."""
+    """Mean and t-based 95% CI of finite values (a verdict needs MIN_REPEATS of them)."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     mean, _, half = mean_ci(values)

@@ -121,7 +121,7 @@ def ordering_findings(runs: pd.DataFrame) -> list[str]:
     paired differences over repeats (the same fold and seed): each step holds when its 95% CI
     lies above 0, fails when it lies below, and is inconclusive otherwise."""
     from embcompare.analysis.aggregate import paired_differences
-    from embcompare.analysis.verdicts import Check, Estimate, Verdict
+    from embcompare.analysis.verdicts import Check, Verdict, paired_estimate
 
     lines = []
     runs = runs[runs["dataset"].isin(DATASETS)]
@@ -139,8 +139,7 @@ def ordering_findings(runs: pd.DataFrame) -> list[str]:
         for higher, lower in steps:
             paired = paired_differences(chosen, baselines=(lower,))
             row = paired[paired["comparison"] == f"{higher} - {lower}"].iloc[0]
-            estimate = Estimate(row["mean_difference"], row["ci_low"], row["ci_high"],
-                                int(row["repeats"]), "repeats")  # fmt: skip
+            estimate = paired_estimate(row, "repeats")
             verdict.checks.append(Check(f"{higher} - {lower}", estimate, scale=100, digits=1))
         shown = "; ".join(f"{c.what} {c.estimate.text(100, 1)}" for c in verdict.checks)
         lines.append(f"{embedding}, {DATASETS[dataset]}: {shown} -> {verdict.label}.")

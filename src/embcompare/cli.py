@@ -13,6 +13,8 @@ commands:
   data      fill the data directory from DATA_MIRROR or the official URLs
   report    tables, figures and report of an experiment (experiment=<name>)
   pretrain  train word2vec in Keras or gensim on a corpus (method=keras_sgns corpus=imdb_unsup)
+  tune      tune each setup on dev, then run fresh seeds default and tuned
+            (experiment=learning_curve_tuned)
 """
 
 
@@ -113,6 +115,17 @@ def _pretrain(rest: list[str]) -> int:
     return command.main(rest)
 
 
+def _tune(rest: list[str]) -> int:
+    from embcompare import tuning
+
+    problem = _unwritable_results_dir(rest)
+    if problem:
+        from embcompare.errors import EmbcompareError
+
+        raise EmbcompareError(problem)
+    return tuning.main(rest)
+
+
 def _evaluate(rest: list[str]) -> int:
     from embcompare.analysis import semantic
 
@@ -127,6 +140,7 @@ COMMANDS = {
     "data": _data,
     "report": _report,
     "pretrain": _pretrain,
+    "tune": _tune,
 }
 
 

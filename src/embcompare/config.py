@@ -22,7 +22,7 @@ CONF_DIR = Path(str(importlib.resources.files("embcompare") / "conf"))
 
 # Settings that say where files live or what the report shows, not what a run computes: they
 # stay out of the run key, so changing them never redoes runs.
-_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper", "verbose")
+_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper", "verbose", "tune")
 # Settings inside computed groups that only change what a run displays.
 _DISPLAY_ONLY = (("train", "progress"),)
 
@@ -42,6 +42,8 @@ def keyed_config(cfg: DictConfig) -> dict:
         resolved.get(group, {}).pop(key, None)
     if not resolved.get("similarity", {}).get("extra"):  # none: keys stay as before it existed
         resolved.get("similarity", {}).pop("extra", None)
+    if resolved.get("tuned_by") is None:  # likewise for untuned runs
+        resolved.pop("tuned_by", None)
     stamps = _input_stamps(cfg)
     if stamps:
         resolved["input_sha256"] = stamps

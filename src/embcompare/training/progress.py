@@ -169,3 +169,33 @@ class SweepProgress(Callback):
             outcome.listing.write_text("".join(lines))
         CURRENT.update(outcome=outcome, sweep_dir=None)
         print(outcome.summary(), flush=True)
+
+
+class TrialProgress(Callback):
+    """A bar over an Optuna study's trials (`embcompare tune`), one line per trial with its
+    values and mean dev accuracy; a trial is several runs, so the run counter does not fit."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __getstate__(self) -> dict:
+        return {"bar": None}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        study = config.hydra.sweeper.get("study_name") or config.name
+        self.bar = tqdm(total=int(config.hydra.sweeper.n_trials), desc=study, unit="trial")
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        searched_keys = set(config.hydra.sweeper.get("params") or {}) - {"setup", "train.n", "seed"}
+        searched = [o for o in job_return.overrides or [] if o.split("=", 1)[0] in searched_keys]
+        value = job_return._return_value
+        score = f"mean dev accuracy {value:.4f}" if isinstance(value, float) else f"{value}"
+        self.bar.write(f"trial {' '.join(searched)}: {score}")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        shutil.rmtree(worker_slots_dir(os.getpid()), ignore_errors=True)

@@ -12,7 +12,7 @@ DATASET ?=
 N_JOBS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)))')
 LAUNCHER = $(if $(filter-out 1,$(N_JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(N_JOBS))
 
-.PHONY: setup data run sweep report reproduce bench pretrain test test-fast clean
+.PHONY: setup data run sweep report reproduce tune bench pretrain test test-fast clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,13 @@ sweep: data
 
 report: setup
 	$(BIN)/embcompare report experiment=$(EXP)
+
+# Tune every setup on dev (one Optuna study per setup and n, conf/hparams_search/), run fresh
+# seeds with the defaults and the tuned values, then the report: default vs tuned gaps.
+TUNE_EXP ?= learning_curve_tuned
+tune: data
+	$(BIN)/embcompare tune experiment=$(TUNE_EXP) $(LAUNCHER)
+	$(BIN)/embcompare report experiment=$(TUNE_EXP)
 
 # Speed figures from one run (epoch times, padding, vector loading, peak memory), printed and
 # written to results/bench/bench.json; about 2 minutes here. `make bench BENCH_ARGS=--quick`.

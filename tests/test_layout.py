@@ -1,4 +1,4 @@
-"""The package's import graph has no cycle, and only the entry points (the CLI and `tune`) import `run`.
+"""The package's import graph has no cycle, and only the entry points (cli, tuning) import `run`.
 
 Imports inside functions count too: a lazy import hides a cycle from Python, not from a reader.
 """

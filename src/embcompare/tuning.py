@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import sys
@@ -49,7 +48,9 @@ TUNED_FILE = "tuned.yaml"
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def trial(cfg: DictConfig) -> float:
     """Train each tuning seed with this trial's values; return their mean dev accuracy for
-    Optuna to maximise (NaN, which Optuna records as a failed trial, when a run failed)."""
+    Optuna to maximise. A trial whose run failed (say a learning rate that diverges) scores
+    0.0, so the sampler avoids its region and the study goes on; tuned.yaml records it as
+    failed and never picks it as best."""
     hydra_cfg = HydraConfig.get()
     run.share_cores(run.workers_of(hydra_cfg.get("launcher"), len(os.sched_getaffinity(0))))
     record = {
@@ -66,10 +67,10 @@ def trial(cfg: DictConfig) -> float:
         )
     except Exception as error:  # a failed trial must not stop the study: Optuna records it
         record["error"] = run.describe_failure(error, Path(hydra_cfg.runtime.output_dir), cfg)
-        record["mean_dev_accuracy"] = math.nan
+        record["mean_dev_accuracy"] = None
         log.error("trial %d failed: %s", record["trial"], record["error"])
     write_json_atomic(Path(hydra_cfg.runtime.output_dir) / TRIAL_FILE, record)
-    return record["mean_dev_accuracy"]
+    return record["mean_dev_accuracy"] or 0.0
 
 
 GRID_KEYS = ("setup", "train.n", "seed")
@@ -196,7 +197,7 @@ def run_study(cfg, study: Study, overrides, fixed, tune) -> list[dict]:
         json.loads(path.read_text()) for path in sorted(study_dir.glob(f"trial-*/{TRIAL_FILE}"))
     ]
     records.sort(key=lambda record: record["trial"])
-    if not any(math.isfinite(record["mean_dev_accuracy"]) for record in records):
+    if all(record["error"] for record in records):
         first = records[0]["error"] if records else "no trial ran"
         raise EmbcompareError(
             f"study {study.name}: all {len(records)} trials failed; the first: {first}"
@@ -234,7 +235,7 @@ def tuned_document(cfg: DictConfig, tune: DictConfig, studies: list[Study], resu
         records = results[study.name]
         if study.search not in spaces:
             spaces[study.search] = _space_of(study.search)
-        finished = [r for r in records if math.isfinite(r["mean_dev_accuracy"])]
+        finished = [r for r in records if not r["error"]]
         best = max(finished, key=lambda r: r["mean_dev_accuracy"])  # first of equals wins
         document["studies"][study.name] = {
             "setup": study.setup,

@@ -197,3 +197,31 @@ def paper_bars(compared: pd.DataFrame, out_dir: Path, paper: str) -> list[Path]:
         axis.legend(fontsize=8, ncol=len(setups) + 1, loc="upper center")
         paths.append(_save(figure, out_dir, f"paper_{embedding}"))
     return paths
+
+
+def tuned_gaps(gaps: pd.DataFrame, out_dir: Path, stem: str = "gaps_default_vs_tuned") -> Path:
+    """Each comparison's gap (points, 95% CI) at each n: default settings dashed, every setup
+    tuned on dev solid; the baseline's colour, since the comparisons share a few baselines."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    ns = list(dict.fromkeys(gaps["n"]))
+    for axis, baseline in zip(axes, ("rand", "rand_kim"), strict=True):
+        rows = gaps[gaps["comparison"].str.endswith(f"- {baseline}")]
+        for offset, (comparison, frame) in enumerate(rows.groupby("comparison", sort=True)):
+            setup = comparison.split(" - ")[0]
+            x = np.array([ns.index(n) for n in frame["n"]]) + 0.08 * (offset - 0.5)
+            for arm, style in (("default", "--"), ("tuned", "-")):
+                mean = 100 * frame[f"{arm}_mean"].to_numpy(dtype=float)
+                axis.plot(x, mean, style, marker="o", color=SETUP_COLOURS.get(setup),
+                          label=f"{comparison}, {arm}")  # fmt: skip
+            low = 100 * frame["tuned_low"].to_numpy(dtype=float)
+            high = 100 * frame["tuned_high"].to_numpy(dtype=float)
+            tuned = 100 * frame["tuned_mean"].to_numpy(dtype=float)
+            axis.errorbar(x, tuned, yerr=[tuned - low, high - tuned], fmt="none",
+                          color=SETUP_COLOURS.get(setup), capsize=3)  # fmt: skip
+        axis.axhline(0, color="grey", linewidth=0.8)
+        axis.set_xticks(range(len(ns)), [f"n={n}" for n in ns])
+        axis.set_title(f"pretrained minus {baseline}")
+        if not rows.empty:
+            axis.legend(fontsize=7)
+    axes[0].set_ylabel("test accuracy gap, points (tuned: 95% CI over seeds)")
+    return _save(figure, out_dir, stem)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from embcompare.analysis import aggregate
+from embcompare.analysis import aggregate, tuned
 from embcompare.analysis.findings import describe_curve
 from embcompare.errors import EmbcompareError
 from embcompare.io import write_atomic, write_text_atomic
@@ -208,7 +208,10 @@ def build(
     `results/<name>/runs.parquet`, so a fresh clone rebuilds the report without rerunning."""
     out_dir = Path(results_dir) / name
     runs_dir = out_dir / "runs"
-    runs, from_runs = load_runs(out_dir, name)
+    every_run, from_runs = load_runs(out_dir, name)
+    tuning = _tuned_document(out_dir)
+    # a tuning experiment's other sections compare setups at the config's own settings
+    runs = tuned.default_arm(every_run) if tuning is not None else every_run
     failures = (
         aggregate.collect_failures(runs_dir)
         if from_runs
@@ -223,10 +226,12 @@ def build(
     pretraining = (
         _pretraining(out_dir, claims_from, benchmarks) if claims_from is not None else None
     )
-    _write_tables(out_dir, runs, summary, differences, failures, pretraining)
+    _write_tables(out_dir, every_run, summary, differences, failures, pretraining)
 
     report = Report(f"embcompare report: {name}")
-    report.paragraph(_source_line(runs, from_runs, out_dir, aggregate.repeat_unit(runs)))
+    report.paragraph(_source_line(every_run, from_runs, out_dir, aggregate.repeat_unit(runs)))
+    if tuning is not None:
+        _tuning_section(report, every_run, tuning, out_dir)
     if claims_from is not None:
         _claims_section(report, runs, differences, pretraining)
     if paper is not None:
@@ -235,9 +240,55 @@ def build(
     _accuracy_section(report, summary, differences, out_dir)
     _semantic_section(report, summary, runs, out_dir)
     _sentence_section(report, runs, runs_dir if from_runs else None, out_dir)
-    _what_was_run(report, runs)
+    _what_was_run(report, every_run)
     _failures_section(report, failures)
     return report.write(out_dir)
+
+
+def _tuned_document(out_dir: Path) -> dict | None:
+    """results/<name>/tuned.yaml, written by `embcompare tune`; None for other experiments."""
+    import yaml
+
+    path = out_dir / "tuned.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise EmbcompareError(
+            f"{path}: not valid YAML ({error}); run `embcompare tune` again"
+        ) from None
+
+
+def _tuning_section(report: Report, runs: pd.DataFrame, tuning: dict, out_dir: Path) -> None:
+    budget = tuning["budget"]
+    sampler = budget.get("sampler") or {}
+    spend = (
+        f"{budget['trials_per_study']} {sampler.get('_target_', 'Optuna').split('.')[-1]} "
+        f"trials (seed {sampler.get('seed')}) x {len(budget['tuning_seeds'])} tuning seeds "
+        f"{budget['tuning_seeds']} per setup and n, scored on dev"
+    )
+    gaps = tuned.gap_table(runs)
+    report.heading("Do the gaps survive tuning?")
+    report.paragraph(
+        f"Every setup was tuned on its own at each n: {spend}; test accuracy was never read "
+        "while tuning. Then fresh seeds ran twice, with the config's defaults and with the "
+        "setup's tuned values. Gaps are in accuracy points, paired by seed within an arm, with "
+        "95% CIs; 'share surviving' is the tuned gap over the default gap where the default "
+        "gap's CI excludes 0. 'tuned gap > 0' holds when its CI lies above 0, does not hold "
+        "when it lies below, and is inconclusive otherwise."
+    )
+    shown = [c for c in gaps.columns if not c.endswith(("_mean", "_low", "_high"))]
+    report.table(gaps[shown])
+    report.figure(plot.tuned_gaps(gaps, out_dir / "figures"), f"Gaps, default vs tuned ({spend})",
+                  out_dir)  # fmt: skip
+    report.heading("Tuned minus default, per setup", 3)
+    report.paragraph(f"Test accuracy points, paired by seed ({spend}).")
+    report.table(tuned.effect_table(runs))
+    report.heading("Test accuracy, default and tuned", 3)
+    report.table(tuned.accuracy_table(runs))
+    report.heading("Tuned values (results/<name>/tuned.yaml holds every trial)", 3)
+    report.table(tuned.parameter_table(tuning))
 
 
 def _init_scale_gaps(runs: pd.DataFrame) -> pd.DataFrame:

@@ -173,29 +173,61 @@ class SweepProgress(Callback):
 
 class TrialProgress(Callback):
     """A bar over an Optuna study's trials (`embcompare tune`), one line per trial with its
-    values and mean dev accuracy; a trial is several runs, so the run counter does not fit."""
+    values and mean dev accuracy. A trial is several runs, so it is counted by its record
+    (trial.json, written last) in the study's folder, polled like the run counter, so it
+    advances under every launcher."""
+
+    POLL_SECONDS = 1.0
 
     def __init__(self) -> None:
         self.bar: tqdm | None = None
+        self._shown: set[Path] = set()
+        self._study_dir: Path | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
-        return {"bar": None}
+        return {"bar": None, "_shown": set(), "_study_dir": None, "_stop": None, "_poller": None,
+                "_lock": None}  # fmt: skip
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         study = config.hydra.sweeper.get("study_name") or config.name
+        self._study_dir = Path(config.hydra.sweep.dir)
+        self._shown = set()
         self.bar = tqdm(total=int(config.hydra.sweeper.n_trials), desc=study, unit="trial")
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll, name="trial-progress", daemon=True)
+        self._poller.start()
 
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if self.bar is None:
+    def _poll(self) -> None:
+        while not self._stop.wait(self.POLL_SECONDS):
+            self._advance()
+
+    def _advance(self) -> None:
+        if self.bar is None or self._study_dir is None:
             return
-        self.bar.update(1)
-        searched_keys = set(config.hydra.sweeper.get("params") or {}) - {"setup", "train.n", "seed"}
-        searched = [o for o in job_return.overrides or [] if o.split("=", 1)[0] in searched_keys]
-        value = job_return._return_value
-        score = f"mean dev accuracy {value:.4f}" if isinstance(value, float) else f"{value}"
-        self.bar.write(f"trial {' '.join(searched)}: {score}")
+        with self._lock:
+            for record_file in sorted(self._study_dir.glob("trial-*/trial.json")):
+                if record_file in self._shown:
+                    continue
+                self._shown.add(record_file)
+                self.bar.update(1)
+                self.bar.write(_trial_line(json.loads(record_file.read_text())))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join()
+        self._advance()
         if self.bar is not None:
             self.bar.close()
         shutil.rmtree(worker_slots_dir(os.getpid()), ignore_errors=True)
+
+
+def _trial_line(record: dict) -> str:
+    values = " ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
+                      for key, value in record["params"].items())  # fmt: skip
+    if record.get("error"):
+        return f"trial {record['trial']}: {values}: FAILED {record['error']}"
+    return f"trial {record['trial']}: {values}: mean dev accuracy {record['mean_dev_accuracy']:.4f}"

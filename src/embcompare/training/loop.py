@@ -105,7 +105,7 @@ def batches(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     lengths = np.fromiter((len(s) for s in data.ids), dtype=np.int64, count=len(data))
     for chosen in batch_indices(lengths, batch_size, rng, bucket_batches):
-        yield pad([data.ids[i] for i in chosen], min_length), data.labels[chosen]
+        yield pad([data.ids[i] for i in chosen], min_length), data.labels[chosen].astype(np.int64)
 
 
 def predict(model: keras.Model, data: Encoded, batch_size: int, min_length: int) -> np.ndarray:
@@ -117,7 +117,8 @@ def predict(model: keras.Model, data: Encoded, batch_size: int, min_length: int)
 def _predict_step(model: keras.Model):
     if not hasattr(model, "_embcompare_predict"):
         model._embcompare_predict = tf.function(
-            lambda x: tf.argmax(model(x, training=False), axis=-1), reduce_retracing=True
+            lambda x: tf.argmax(model(x, training=False), axis=-1),
+            input_signature=BATCH_SIGNATURE[:1],
         )
     return model._embcompare_predict
 
@@ -126,8 +127,17 @@ def accuracy(model: keras.Model, data: Encoded, batch_size: int, min_length: int
     return float(np.mean(predict(model, data, batch_size, min_length) == data.labels))
 
 
+# (token ids: batch x length, labels: batch); batches() yields these dtypes
+BATCH_SIGNATURE = [
+    tf.TensorSpec(shape=(None, None), dtype=tf.int32),
+    tf.TensorSpec(shape=(None,), dtype=tf.int64),
+]
+
+
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
-    """One optimizer step on a batch, traced once for all batch lengths.
+    """One optimizer step on a batch, traced once for all batch sizes and lengths: a fixed
+    signature, since `reduce_retracing` alone still traced two or three times (about 1.5 s
+    each), most of a small run's training time.
 
     `optimizer.apply` receives the embedding's gradient as the tf.IndexedSlices the lookup
     produced, so a sparse optimizer can update just the looked-up rows. XLA (jit_compile) is
@@ -135,7 +145,7 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
     """
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=BATCH_SIGNATURE)
     def train_step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))

@@ -86,7 +86,9 @@ class TensorBoardLogger(RunLogger):
     Written with TensorFlow's own tf.summary.write: tf.summary.scalar and .text are TensorBoard's
     code, missing unless the tensorboard package is installed, which only browsing needs. The
     summaries carry the plugin names that those functions give them, so TensorBoard shows
-    them as scalars and text."""
+    them as scalars and text. Step losses wait for the next dev check and are written in one
+    graph call there: written one by one, eagerly, they cost about 0.5 ms each, more than a
+    bag-of-embeddings training step here."""
 
     name = "tensorboard"
 
@@ -99,6 +101,8 @@ class TensorBoardLogger(RunLogger):
             stale.unlink()
         self._writer = tf.summary.create_file_writer(str(logdir))
         self._scalars, self._texts = _plugin("scalars"), _plugin("text")
+        self._write_losses = _series_writer(STEP_LOSS, self._scalars)
+        self._losses: list[tuple[int, float]] = []
         self._text("config", markdown_table(["setting", "value"], flat_config(cfg).items()))
 
     def _logdir(self) -> Path:
@@ -106,13 +110,24 @@ class TensorBoardLogger(RunLogger):
         return self.run_dir / "tensorboard" if chosen is None else Path(chosen) / self.run_dir.name
 
     def log_step(self, step: int, epoch: int, loss: float) -> None:
-        self._scalar(STEP_LOSS, loss, step)
+        self._losses.append((step, loss))
 
     def log_check(self, check: dict) -> None:
+        self._flush_losses()
         self._scalar(DEV_ACCURACY, check["dev_accuracy"], check["steps"])
         self._writer.flush()
 
+    def _flush_losses(self) -> None:
+        import tensorflow as tf
+
+        if self._losses:
+            steps, losses = zip(*self._losses, strict=True)
+            with self._writer.as_default():
+                self._write_losses(tf.constant(steps, tf.int64), tf.constant(losses, tf.float32))
+            self._losses = []
+
     def finish(self, metrics: dict | None) -> None:
+        self._flush_losses()
         if metrics is not None:
             for name, value in numeric_metrics(metrics).items():
                 self._scalar(FINAL + name, value, int(metrics["steps"]))
@@ -132,6 +147,18 @@ class TensorBoardLogger(RunLogger):
 
         with self._writer.as_default():
             tf.summary.write(tag, tf.constant(markdown), 0, self._texts)
+
+
+def _series_writer(tag: str, metadata):
+    """A graph that writes values[i] at steps[i] under `tag` to the default summary writer."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def write(steps, values):
+        for i in tf.range(tf.size(values)):
+            tf.summary.write(tag, values[i], steps[i], metadata)
+
+    return write
 
 
 def _plugin(name: str):

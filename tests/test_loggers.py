@@ -128,6 +128,7 @@ def test_tensorboard_events_hold_steps_checks_final_metrics_and_tables(cfg_run, 
     assert step == metrics["steps"] and test_accuracy == pytest.approx(metrics["test_accuracy"])
     assert events["final/vocab_size"][0][1] == metrics["vocab_size"]
     assert "final/dataset" not in events and "final/cfg.seed" not in events  # text, not numbers
+    assert "final/seed" not in events and "final/n" not in events  # they name the run
 
     ((_, config, plugin),) = events["config"]
     assert plugin == "text" and "| dataset.name | mr |" in config.decode()

@@ -332,12 +332,16 @@ def flat_config(cfg: DictConfig) -> dict[str, str]:
     }
 
 
+# metrics.json's numbers that name the run rather than measure it (n is 'all' or a number)
+RUN_LABELS = ("seed", "n")
+
+
 def numeric_metrics(metrics: dict) -> dict[str, float]:
-    """metrics.json's numbers: not its labels, flags, missing values or config record."""
+    """metrics.json's measured numbers: not its labels, flags, missing values or config record."""
     return {
         name: float(value)
         for name, value in metrics.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(value, int | float) and not isinstance(value, bool) and name not in RUN_LABELS
     }
 
 

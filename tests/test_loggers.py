@@ -156,6 +156,7 @@ def test_tensorboard_logdir_option_and_a_rerun_replace_earlier_events(tmp_path):
     assert not run_dir.exists()  # the logdir option moves the events out of the run directory
 
 
+@pytest.mark.slow  # about 12 s: MLflow's import and schema, and a run
 def test_mlflow_records_params_step_metrics_final_metrics_and_artifacts(cfg_run, tmp_path):
     from mlflow.tracking import MlflowClient
 

@@ -92,6 +92,9 @@ def _run(rest: list[str]) -> int:
 
     for name in (a.split("=", 1)[1] for a in rest if a.split("=", 1)[0] in ("name", "+name")):
         validation.check_name("name", name)  # before Hydra makes a directory of it
+    for names in (a.split("=", 1)[1] for a in rest if a.split("=", 1)[0] == "logger"):
+        for name in names.split(","):  # `-m logger=csv,mlflow` too
+            validation.check_logger_installed(name)  # before Hydra makes run directories
     problem = _unwritable_results_dir(rest)
     if problem:
         raise EmbcompareError(problem)

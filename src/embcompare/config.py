@@ -20,9 +20,18 @@ from embcompare.errors import EmbcompareError
 
 CONF_DIR = Path(str(importlib.resources.files("embcompare") / "conf"))
 
-# Settings that say where files live or what the report shows, not what a run computes: they
-# stay out of the run key, so changing them never redoes runs.
-_NOT_IN_RUN_KEY = ("hydra", "paths", "report_claims", "report_paper", "verbose", "tune")
+# Settings that say where files live, what the report shows or where a run is logged
+# (TensorBoard, MLflow), not what a run computes: they stay out of the run key and the config
+# record, so changing them never redoes runs and runs that differ only in them group together.
+_NOT_IN_RUN_KEY = (
+    "hydra",
+    "logger",
+    "paths",
+    "report_claims",
+    "report_paper",
+    "tune",  # how `embcompare tune` searches; a run's own values carry what it found
+    "verbose",
+)
 # Settings inside computed groups that only change what a run displays.
 _DISPLAY_ONLY = (("train", "progress"),)
 
@@ -71,23 +80,29 @@ def _input_stamps(root: DictConfig) -> dict[str, str]:
     }
 
 
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """A resolved config's leaves by dotted key (`train.optimizer.name`, list items by index:
+    `setup.channels.0.init`), in the config's order; empty dicts and lists leave no key."""
+    flat: dict[str, object] = {}
+
+    def walk(value, key: str) -> None:
+        if isinstance(value, dict):
+            for name, item in value.items():
+                walk(item, f"{key}.{name}" if key else str(name))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{key}.{index}" if key else str(index))
+        else:
+            flat[key] = value
+
+    walk(tree, prefix)
+    return flat
+
+
 def config_record(cfg: DictConfig) -> dict[str, str]:
     """The keyed config flattened to `cfg.<dotted key>` -> JSON text, one column per value, so
     aggregation can group runs by their whole config and name the values that differ."""
-    flat: dict[str, str] = {}
-
-    def walk(value, prefix: str) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{prefix}.{key}")
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(item, f"{prefix}.{index}")
-        else:
-            flat[prefix] = json.dumps(value)
-
-    walk(keyed_config(cfg), "cfg")
-    return flat
+    return {key: json.dumps(value) for key, value in flatten(keyed_config(cfg), "cfg").items()}
 
 
 def run_key(*, _root_: DictConfig) -> str:

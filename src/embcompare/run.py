@@ -48,7 +48,22 @@ class Stopwatch:
 
 
 def execute(cfg: DictConfig, output_dir: Path) -> dict:
-    """Run every stage for one config; write history, embedding rows and, last, metrics.json."""
+    """Run every stage for one config; write history, embedding rows and, last, metrics.json.
+    The config's logger (conf/logger/) shows the run as it goes; it cannot make the run fail."""
+    from embcompare.reporting.loggers import open_logger
+
+    run_logger = open_logger(cfg.logger, output_dir)
+    run_logger.start(cfg)
+    try:
+        metrics = _run_stages(cfg, output_dir, run_logger)
+    except BaseException:
+        run_logger.finish(None)
+        raise
+    run_logger.finish(metrics)
+    return metrics
+
+
+def _run_stages(cfg: DictConfig, output_dir: Path, observer) -> dict:
     from embcompare.analysis import task_scores as evaluate
     from embcompare.data import datasets as data
     from embcompare.data import text, user_file
@@ -102,7 +117,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
         )
     }
     history = train.fit(
-        classifier, encoded["train"], encoded["dev"], cfg.train, int(cfg.seed), min_length
+        classifier, encoded["train"], encoded["dev"], cfg.train, int(cfg.seed), min_length, observer
     )
     clock.lap("train")
 

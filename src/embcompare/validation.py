@@ -5,6 +5,7 @@ never recorded as finished."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from collections.abc import Callable
@@ -104,6 +105,7 @@ def check_config(cfg: DictConfig, task_overrides=()) -> None:
             f"model.windows={list(windows)!r} must be a non-empty list of positive integers"
         )
     check_name("name", cfg.name)
+    check_logger(OmegaConf.select(cfg, "logger.name", default="none"))
     split = cfg.dataset.get("split", {})
     if split.get("policy") == "kfold" and not split.fold < split.folds:
         raise EmbcompareError(
@@ -126,6 +128,36 @@ def check_name(key: str, value) -> None:
             f"{key}={value!r} must be one path part of letters, digits, '.', '_' or '-' "
             "(no '/', no leading '.' or '-', at most 100 characters)"
         )
+
+
+def check_logger(name: str) -> None:
+    """`logger.name` is a logger of embcompare.reporting.loggers and what it imports is there."""
+    from embcompare.reporting.loggers import LOGGERS
+
+    if name not in LOGGERS:
+        raise EmbcompareError(f"logger.name={name!r} must be one of {', '.join(LOGGERS)}")
+    check_logger_installed(name)
+
+
+def check_logger_installed(name: str) -> None:
+    """A logger whose optional package is missing stops the run before it starts, rather than
+    dropping out after training; names of no logger are left to Hydra's own check."""
+    from embcompare.reporting.loggers import LOGGERS
+
+    chosen = LOGGERS.get(name)
+    missing = [module for module in chosen.needs if not _importable(module)] if chosen else []
+    if missing:
+        raise EmbcompareError(
+            f"logger={name} needs {missing[0]}: pip install -e '.[{chosen.extra}]'"
+        )
+
+
+def _importable(module: str) -> bool:
+    """Installed, found without importing it (mlflow takes a second or more to import)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: in sys.modules without a spec
+        return False
 
 
 def check_classes(labels: np.ndarray, label_names, what: str, key: str, needed: int = 1) -> None:

@@ -1,1 +1,1 @@
-"""Reporting: tables, figures and the report of an experiment."""
+"""Reporting: tables, figures and the report of an experiment; loggers that show each run."""

@@ -225,3 +225,27 @@ def tuned_gaps(gaps: pd.DataFrame, out_dir: Path, stem: str = "gaps_default_vs_t
             axis.legend(fontsize=7)
     axes[0].set_ylabel("test accuracy gap, points (tuned: 95% CI over seeds)")
     return _save(figure, out_dir, stem)
+
+
+def training_curve(
+    step_losses: list[tuple[int, float]],
+    checks: list[tuple[int, float]],
+    out_dir: Path,
+    title: str,
+) -> Path:
+    """One run's training: the loss of every step (left axis) and dev accuracy at each check
+    (right axis) against the optimizer step."""
+    figure, loss_axis = plt.subplots(figsize=(6, 3.5))
+    if step_losses:
+        steps, losses = zip(*step_losses, strict=True)
+        loss_axis.plot(steps, losses, color="tab:blue", linewidth=0.8, label="step loss")
+    loss_axis.set_xlabel("optimizer step")
+    loss_axis.set_ylabel("training loss", color="tab:blue")
+    accuracy_axis = loss_axis.twinx()
+    if checks:
+        check_steps, accuracies = zip(*checks, strict=True)
+        accuracy_axis.plot(check_steps, accuracies, color="tab:green", marker="o", markersize=3)
+    accuracy_axis.set_ylabel("dev accuracy", color="tab:green")
+    loss_axis.set_title(title, fontsize=10)
+    loss_axis.grid(alpha=0.3)
+    return _save(figure, out_dir, "training_curve")

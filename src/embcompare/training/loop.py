@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import keras
 import numpy as np
@@ -30,6 +31,15 @@ class Encoded:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+class TrainingObserver(Protocol):
+    """Watches training without changing it (a run logger): the loss of every optimizer step,
+    reported after its epoch, and each dev check as its history row."""
+
+    def log_step(self, step: int, epoch: int, loss: float) -> None: ...
+
+    def log_check(self, check: dict) -> None: ...
 
 
 def seed_everything(seed: int) -> None:
@@ -172,9 +182,16 @@ def train_epoch(
 
 
 def fit(
-    model: keras.Model, train: Encoded, dev: Encoded, cfg_train, seed: int, min_length: int
+    model: keras.Model,
+    train: Encoded,
+    dev: Encoded,
+    cfg_train,
+    seed: int,
+    min_length: int,
+    observer: TrainingObserver | None = None,
 ) -> list[dict]:
-    """Train, keep the weights of the best dev check, return one history row per check."""
+    """Train, keep the weights of the best dev check, return one history row per check; an
+    `observer` sees every step's loss and every check."""
     train_step = make_train_step(model, make_optimizer(cfg_train.optimizer))
     batch_size, min_steps = int(cfg_train.batch_size), int(cfg_train.min_steps)
     bucket_batches = int(cfg_train.get("bucket_batches", 0))
@@ -190,6 +207,9 @@ def fit(
     epochs = tqdm(range(1, max_epochs + 1), desc="epochs", disable=not cfg_train.progress)
     for epoch in epochs:
         epoch_losses = train_epoch(train_step, train, batch_size, min_length, rng, bucket_batches)
+        if observer is not None:
+            for step, loss in enumerate(epoch_losses, start=steps + 1):
+                observer.log_step(step, epoch, loss)
         losses += epoch_losses
         steps += len(epoch_losses)
         if epoch % eval_every and epoch != max_epochs:
@@ -204,6 +224,8 @@ def fit(
                 "seconds": time.perf_counter() - started,
             }
         )
+        if observer is not None:
+            observer.log_check(dict(history[-1]))
         started, losses = time.perf_counter(), []
         epochs.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", dev=f"{dev_accuracy:.3f}")
         if dev_accuracy > best_accuracy:

@@ -278,8 +278,11 @@ def _tuning_section(report: Report, runs: pd.DataFrame, tuning: dict, out_dir: P
         "gap's CI excludes 0. 'tuned gap > 0' holds when its CI lies above 0, does not hold "
         "when it lies below, and is inconclusive otherwise."
     )
-    shown = [c for c in gaps.columns if not c.endswith(("_mean", "_low", "_high"))]
-    report.table(gaps[shown])
+    shown = gaps[[c for c in gaps.columns if not c.endswith(("_mean", "_low", "_high"))]].copy()
+    shown["share surviving"] = [
+        "" if np.isnan(share) else f"{100 * share:.0f}%" for share in shown["share surviving"]
+    ]
+    report.table(shown)
     report.figure(plot.tuned_gaps(gaps, out_dir / "figures"), f"Gaps, default vs tuned ({spend})",
                   out_dir)  # fmt: skip
     report.heading("Tuned minus default, per setup", 3)

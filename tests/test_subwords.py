@@ -1,0 +1,235 @@
+"""fastText: character n-grams and their hashes, the fasttext_bin format and
+embedding.unseen.
+
+Every model here is trained by the test itself on the first 20,000 tokens of the unlabelled
+IMDB reviews, at 16 dimensions and 5,000 buckets, into pytest's tmp_path."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.models.fasttext import ft_ngram_hashes
+from gensim.models.fasttext_inner import compute_ngrams_bytes, ft_hash_bytes
+from omegaconf import open_dict
+
+from embcompare.config import compose, keyed_config, run_key
+from embcompare.data.corpus import read_corpus
+from embcompare.data.text import Vocabulary
+from embcompare.errors import EmbcompareError
+from embcompare.validation import check_config
+from embcompare.vectors.pretrained import (
+    FASTTEXT_MODEL_FILE,
+    PretrainedVectors,
+    build_matrix,
+    load_pretrained,
+    uniform_scale,
+    unseen_policy,
+    write_cache,
+)
+from embcompare.vectors.subwords import char_ngrams, fnv1a_hash, ngram_buckets
+
+from conftest import last_error_line, load_conf, run_cli
+
+TOKENS = 20_000
+UNSEEN = ["unfilmable", "rewatchability"]  # not among the 20,000 tokens: n-grams only
+
+
+@pytest.fixture(scope="module")
+def imdb_documents(data_dir, mirror) -> list[list[str]]:
+    return read_corpus(load_conf("corpus", "imdb_unsup"), data_dir, str(mirror), TOKENS)
+
+
+@pytest.fixture(scope="module")
+def gensim_fasttext(imdb_documents, tmp_path_factory):
+    """(model.bin path, the gensim FastText model), skip-gram with 3-6 letter n-grams."""
+    from gensim.models import FastText
+    from gensim.models.fasttext import save_facebook_model
+
+    model = FastText(vector_size=16, min_count=5, sg=1, seed=1, workers=1, bucket=5000)
+    model.build_vocab(imdb_documents)
+    model.train(imdb_documents, total_examples=model.corpus_count, epochs=2)
+    path = tmp_path_factory.mktemp("fasttext") / FASTTEXT_MODEL_FILE
+    save_facebook_model(model, str(path))
+    return path, model
+
+
+def fasttext_source(path: Path, cache_dir: Path) -> PretrainedVectors:
+    return load_pretrained(
+        {"name": "ft", "format": "fasttext_bin", "path": str(path), "dim": 16}, cache_dir
+    )
+
+
+# --- n-grams and their hashes ------------------------------------------------------------
+
+
+def test_char_ngrams_wrap_the_word_and_count_utf8_characters():
+    assert char_ngrams("film", 3, 4) == [b"<fi", b"<fil", b"fil", b"film", b"ilm", b"ilm>", b"lm>"]
+    # 'é' is one character of two bytes; the lone '<' and '>' are never n-grams
+    assert char_ngrams("é", 1, 3) == [b"<\xc3\xa9", b"<\xc3\xa9>", b"\xc3\xa9", b"\xc3\xa9>"]
+    assert char_ngrams("a", 5, 6) == []  # '<a>' has 3 characters
+
+
+@pytest.mark.parametrize("word", ["film", "a", "don't", "naïve", "日本語", "aaaa", "unfilmable"])
+@pytest.mark.parametrize(("min_n", "max_n"), [(3, 6), (1, 2), (5, 5)])
+def test_ngram_ids_equal_gensims(word, min_n, max_n):
+    assert char_ngrams(word, min_n, max_n) == compute_ngrams_bytes(word, min_n, max_n)
+    ours = ngram_buckets(word, min_n, max_n, 2_000_000)
+    assert ours == ft_ngram_hashes(word, min_n, max_n, 2_000_000)
+    assert all(0 <= bucket < 2_000_000 for bucket in ours)
+
+
+def test_fnv1a_reads_bytes_as_signed_chars_as_fasttext_does():
+    assert fnv1a_hash(b"") == 2166136261
+    assert fnv1a_hash(b"a") == 0xE40C292C  # the published 32-bit FNV-1a of "a"
+    textbook = ((2166136261 ^ 0xE9) * 16777619) & 0xFFFFFFFF  # 0xE9 not sign-extended
+    assert fnv1a_hash(b"\xe9") == ft_hash_bytes(b"\xe9") != textbook
+    assert fnv1a_hash("naïve".encode()) == ft_hash_bytes("naïve".encode())
+
+
+# --- the fasttext_bin format and embedding.unseen -------------------------------------------
+
+
+def test_fasttext_bin_format_reads_the_words_and_ngrams_gensim_saved(gensim_fasttext, tmp_path):
+    path, model = gensim_fasttext
+    source = fasttext_source(path, tmp_path)
+    assert source.words == model.wv.index_to_key and len(source.words) > 300
+    np.testing.assert_allclose(source.vectors, model.wv.vectors, rtol=0, atol=1e-7)
+    assert source.subwords.has_ngrams
+    for word in UNSEEN:
+        assert source.row_of(word) is None
+        expected = model.wv.get_vector(word)
+        np.testing.assert_allclose(source.subwords.vectors_for([word])[0], expected, atol=1e-7)
+
+
+def test_unseen_words_get_gensims_ngram_vector_under_subwords_and_a_random_row_under_random(
+    gensim_fasttext, tmp_path
+):
+    path, model = gensim_fasttext
+    source = fasttext_source(path, tmp_path)
+    # a training word and a dev/test word (an extra) that the word list lacks
+    vocab = Vocabulary.build([["the", "movie", UNSEEN[0]]], extra=[UNSEEN[1]])
+    subwords = build_matrix(vocab, source, "pretrained", seed=0, unseen="subwords")
+    random = build_matrix(vocab, source, "pretrained", seed=0, unseen="random")
+    all_random = build_matrix(vocab, source, "random", seed=0)
+    for word in UNSEEN:
+        row = vocab.index[word]
+        np.testing.assert_allclose(subwords[row], model.wv.get_vector(word), rtol=0, atol=1e-7)
+        np.testing.assert_array_equal(random[row], all_random[row])  # the random draw
+        assert np.abs(random[row]).max() <= uniform_scale(source)
+        assert not np.allclose(random[row], subwords[row])
+    for word in ("the", "movie"):  # listed words: the same row under either policy
+        listed = source.vectors[source.index[word]]
+        np.testing.assert_array_equal(subwords[vocab.index[word]], listed)
+        np.testing.assert_array_equal(random[vocab.index[word]], listed)
+    np.testing.assert_array_equal(subwords[:2], 0)  # padding and unknown stay zero
+
+
+def test_a_pretrain_directory_reads_its_model_bin_only_when_asked(gensim_fasttext, tmp_path):
+    path, model = gensim_fasttext
+    directory = tmp_path / "gensim-fasttext-sgns-imdb_unsup-16d"
+    write_cache(directory, model.wv.index_to_key, model.wv.vectors)
+    cfg = {"name": "ft-dir", "format": "npy_words", "path": str(directory), "dim": 16}
+    assert load_pretrained(cfg, tmp_path).subwords is None  # no model.bin beside the vectors
+    shutil.copy(path, directory / FASTTEXT_MODEL_FILE)
+    source = load_pretrained(cfg, tmp_path / "other")  # a new file set: loaded anew
+    assert "keyed" not in source.subwords.__dict__  # not read yet
+    assert unseen_policy("subwords", source) == "subwords"
+    vectors = source.subwords.vectors_for(UNSEEN)
+    np.testing.assert_allclose(vectors, [model.wv.get_vector(w) for w in UNSEEN], atol=1e-7)
+
+
+def test_subwords_needs_a_source_with_ngrams_and_the_policy_must_be_known():
+    words_only = PretrainedVectors("glove-like", ["good"], np.ones((1, 4), np.float32))
+    assert unseen_policy("random", words_only) == "random"
+    with pytest.raises(EmbcompareError) as raised:
+        unseen_policy("subwords", words_only)
+    assert str(raised.value).startswith(
+        "embedding.unseen=subwords: glove-like has no character n-grams"
+    )
+    with pytest.raises(EmbcompareError, match=r"embedding.unseen='ngrams' must be one of"):
+        unseen_policy("ngrams", words_only)
+    with pytest.raises(EmbcompareError, match=r"^embedding.unseen='ngrams' must be one of"):
+        check_config(compose("config", ["embedding.unseen=ngrams"]))
+
+
+def write_word2vec_binary(path: Path) -> None:
+    from gensim.models import KeyedVectors
+
+    keyed = KeyedVectors(4)
+    keyed.add_vectors(["good", "bad"], np.ones((2, 4), np.float32))
+    keyed.save_word2vec_format(str(path), binary=True)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        ("empty", "too short for its header"),
+        ("vec_text", "not a fastText .bin model"),
+        ("word2vec_binary", "not a fastText .bin model"),
+        ("cut_in_header", "too short for its header"),
+        ("cut_in_vocabulary", "truncated: it ends at byte 300,"),
+        ("cut_in_word_vectors", "truncated"),
+        ("cut_in_output_vectors", "truncated"),
+        ("missing", "no such file"),
+    ],
+)
+def test_a_bad_fasttext_bin_is_one_error_line_naming_the_key(
+    damage, problem, gensim_fasttext, tmp_path
+):
+    good = gensim_fasttext[0].read_bytes()
+    bad = tmp_path / "bad.bin"
+    cuts = {
+        "empty": 0,
+        "cut_in_header": 40,
+        "cut_in_vocabulary": 300,  # the header ends at byte 92, the vocabulary some 5 kB later
+        "cut_in_word_vectors": len(good) // 2,
+        "cut_in_output_vectors": len(good) - 4,
+    }
+    if damage in cuts:
+        bad.write_bytes(good[: cuts[damage]])
+    elif damage == "vec_text":
+        bad.write_text("2 3\ngood 0.1 0.2 0.3\nbad 0.4 0.5 0.6\n")
+    elif damage == "word2vec_binary":
+        write_word2vec_binary(bad)
+    with pytest.raises(EmbcompareError) as raised:
+        fasttext_source(bad, tmp_path)
+    message = str(raised.value)
+    assert message.startswith(f"embedding.path='{bad}': ") and "\n" not in message
+    assert problem in message
+
+
+@pytest.mark.slow
+def test_a_bad_fasttext_bin_stops_a_run_with_one_error_line(
+    gensim_fasttext, tmp_path, data_dir, mirror
+):
+    bad = tmp_path / "cut.bin"
+    bad.write_bytes(gensim_fasttext[0].read_bytes()[:1000])
+    result = run_cli(
+        "run", "setup=static", "embedding=vectors-file", "embedding.format=fasttext_bin",
+        f"embedding.path={bad}", "train.n=60", "semantic.enabled=false",
+        f"paths.data_dir={data_dir}", f"paths.mirror={mirror}",
+        f"paths.results_dir={tmp_path / 'results'}",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert last_error_line(result.stderr) == (
+        f"embcompare: error: embedding.path='{bad}': truncated: it ends at byte 1000, "
+        "before the vectors it declares"
+    )
+
+
+# --- a run: the matrix, the metrics, the run key --------------------------------------------
+
+
+def test_run_keys_stay_as_they_were_unless_subwords_is_chosen():
+    for overrides in ([], ["experiment=learning_curve", "setup=static"]):
+        default = compose("config", overrides)
+        assert default.embedding.unseen == "random"
+        without = compose("config", overrides)
+        with open_dict(without):
+            del without.embedding["unseen"]  # the config as it was before the setting existed
+        assert run_key(_root_=default) == run_key(_root_=without)
+        assert "unseen" not in keyed_config(default)["embedding"]
+        chosen = compose("config", [*overrides, "embedding.unseen=subwords"])
+        assert keyed_config(chosen)["embedding"]["unseen"] == "subwords"
+        assert run_key(_root_=chosen) != run_key(_root_=default)

@@ -1,9 +1,10 @@
-"""fastText: character n-grams and their hashes, the fasttext_bin format and
-embedding.unseen.
+"""fastText: character n-grams and their hashes, the fasttext_bin format, embedding.unseen,
+and `embcompare pretrain` of fastText in gensim.
 
 Every model here is trained by the test itself on the first 20,000 tokens of the unlabelled
 IMDB reviews, at 16 dimensions and 5,000 buckets, into pytest's tmp_path."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from gensim.models.fasttext import ft_ngram_hashes
 from gensim.models.fasttext_inner import compute_ngrams_bytes, ft_hash_bytes
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from embcompare.config import compose, keyed_config, run_key
 from embcompare.data.corpus import read_corpus
@@ -27,12 +28,39 @@ from embcompare.vectors.pretrained import (
     unseen_policy,
     write_cache,
 )
+from embcompare.vectors.pretraining.command import save_fasttext_model
+from embcompare.vectors.pretraining.engines import train_gensim
+from embcompare.vectors.pretraining.settings import Settings, output_dir, settings_from
 from embcompare.vectors.subwords import char_ngrams, fnv1a_hash, ngram_buckets
 
 from conftest import last_error_line, load_conf, run_cli
 
 TOKENS = 20_000
 UNSEEN = ["unfilmable", "rewatchability"]  # not among the 20,000 tokens: n-grams only
+
+
+def fasttext_settings(**changes) -> Settings:
+    base = dict(
+        method="gensim_fasttext",
+        corpus="imdb_unsup",
+        sg=1,
+        dim=16,
+        window=5,
+        negative=5,
+        min_count=5,
+        epochs=2,
+        sample=1e-3,
+        learning_rate=0.025,
+        min_learning_rate=1e-4,
+        batch_size=None,
+        seed=1,
+        max_tokens=TOKENS,
+        workers=1,
+        min_n=3,
+        max_n=6,
+        bucket=5000,
+    )
+    return Settings(**{**base, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +70,10 @@ def imdb_documents(data_dir, mirror) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def gensim_fasttext(imdb_documents, tmp_path_factory):
-    """(model.bin path, the gensim FastText model), skip-gram with 3-6 letter n-grams."""
-    from gensim.models import FastText
-    from gensim.models.fasttext import save_facebook_model
-
-    model = FastText(vector_size=16, min_count=5, sg=1, seed=1, workers=1, bucket=5000)
-    model.build_vocab(imdb_documents)
-    model.train(imdb_documents, total_examples=model.corpus_count, epochs=2)
+    """(model.bin path, the gensim FastText model): trained and saved as `pretrain` does."""
+    model = train_gensim(imdb_documents, fasttext_settings())["fasttext_model"]
     path = tmp_path_factory.mktemp("fasttext") / FASTTEXT_MODEL_FILE
-    save_facebook_model(model, str(path))
+    save_fasttext_model(model, path)
     return path, model
 
 
@@ -233,3 +256,61 @@ def test_run_keys_stay_as_they_were_unless_subwords_is_chosen():
         chosen = compose("config", [*overrides, "embedding.unseen=subwords"])
         assert keyed_config(chosen)["embedding"]["unseen"] == "subwords"
         assert run_key(_root_=chosen) != run_key(_root_=default)
+
+
+# --- pretraining ------------------------------------------------------------------------------
+
+
+def test_fasttext_settings_are_checked_and_name_their_directory(tmp_path):
+    cfg = compose("pretrain", ["method=gensim_fasttext", "dim=16", f"paths.cache_dir={tmp_path}"])
+    settings = settings_from(cfg)
+    assert (settings.sg, settings.min_n, settings.max_n, settings.bucket) == (1, 3, 6, 2_000_000)
+    assert output_dir(cfg, settings).name == "gensim-fasttext-sgns-imdb_unsup-16d"
+    word2vec = settings_from(compose("pretrain", ["method=gensim", "sg=1"]))
+    assert (word2vec.min_n, word2vec.max_n, word2vec.bucket) == (None, None, None)
+    with pytest.raises(EmbcompareError, match=r"max_n=2 must be at least min_n=3"):
+        settings_from(compose("pretrain", ["method=gensim_fasttext", "max_n=2"]))
+    with pytest.raises(EmbcompareError, match=r"bucket=0 must be a positive integer"):
+        settings_from(compose("pretrain", ["method=gensim_fasttext", "bucket=0"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["gensim_fasttext"])
+def test_pretrain_writes_word_vectors_and_a_model_bin(method, data_dir, mirror, tmp_path):
+    overrides = [
+        f"method={method}", "corpus=imdb_unsup", f"max_tokens={TOKENS}", "dim=16",
+        "bucket=5000", "epochs=1", "batch_size=512", f"paths.data_dir={data_dir}",
+        f"paths.mirror={mirror}", f"paths.cache_dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    done = run_cli("pretrain", *overrides)
+    assert done.returncode == 0, done.stderr[-3000:]
+    engine = method.split("_")[0]
+    directory = tmp_path / "cache" / "pretrained" / f"{engine}-fasttext-sgns-imdb_unsup-16d"
+    report = json.loads((directory / "pretrain.json").read_text())
+    assert report["tokens"] == TOKENS and report["arch"] == "sgns"
+    assert {k: report["settings"][k] for k in ("min_n", "max_n", "bucket")} == {
+        "min_n": 3,
+        "max_n": 6,
+        "bucket": 5000,
+    }
+    model_file = directory / FASTTEXT_MODEL_FILE
+    words = report["vocab_size"]
+    # the two matrices, (words + buckets) x dim and words x dim, are nearly all of the file
+    floats = ((words + 5000) * 16 + words * 16) * 4
+    assert floats < model_file.stat().st_size < floats + 20 * words + 200
+    cfg = {"name": "ft", "format": "npy_words", "path": str(directory), "dim": 16}
+    source = load_pretrained(cfg, tmp_path)
+    from_bin = fasttext_source(model_file, tmp_path)
+    assert sorted(source.words) == sorted(from_bin.words)  # gensim orders ties its own way
+    order = [from_bin.index[word] for word in source.words]
+    np.testing.assert_allclose(source.vectors, from_bin.vectors[order], atol=1e-6)
+    again = run_cli("pretrain", *overrides)
+    assert "reusing cached vectors" in again.stdout
+
+
+def test_the_fasttext_embedding_config_points_where_pretrain_writes():
+    run_cfg = compose("config", ["embedding=fasttext-imdb-300d"])
+    cfg = compose("pretrain", ["method=gensim_fasttext", "corpus=imdb_unsup"])
+    assert output_dir(cfg, settings_from(cfg)) == Path(run_cfg.embedding.path).absolute()
+    assert run_cfg.embedding.dim == cfg.dim and run_cfg.embedding.format == "npy_words"
+    assert OmegaConf.select(run_cfg, "embedding.unseen") == "random"

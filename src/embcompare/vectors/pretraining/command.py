@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -75,7 +76,7 @@ def pretrain(cfg: DictConfig) -> dict:
     from embcompare.data.corpus import read_corpus
     from embcompare.data.fetch import data_dir_from
     from embcompare.io import write_json_atomic
-    from embcompare.vectors.pretrained import write_cache
+    from embcompare.vectors.pretrained import FASTTEXT_MODEL_FILE, write_cache
 
     settings = settings_from(cfg)
     directory = output_dir(cfg, settings)
@@ -96,6 +97,8 @@ def pretrain(cfg: DictConfig) -> dict:
         result = train_keras(corpus, settings, bool(cfg.jit_compile))
     train_seconds = time.perf_counter() - trained
     write_cache(directory, result["words"], result["vectors"])
+    if "fasttext_model" in result:
+        save_fasttext_model(result["fasttext_model"], directory / FASTTEXT_MODEL_FILE)
     report = {
         "settings": settings.as_dict(),
         "arch": settings.arch,
@@ -112,6 +115,16 @@ def pretrain(cfg: DictConfig) -> dict:
     }
     write_json_atomic(directory / "pretrain.json", report)  # last: it marks the cache complete
     return report
+
+
+def save_fasttext_model(model, path: Path) -> None:
+    """The whole model in Facebook's .bin format (read back by `format: fasttext_bin`), written
+    under a temporary name: a model cut short by a crash never sits under the real one."""
+    from gensim.models.fasttext import save_facebook_model
+
+    from embcompare.io import write_atomic
+
+    write_atomic(path, lambda staging: save_facebook_model(model, str(staging)))
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

@@ -66,7 +66,8 @@ def _train_epoch(step, corpus, settings: Settings, epoch: int, rng, bar) -> tupl
 
 
 def train_gensim(documents: Sequence[Sequence[str]], settings: Settings) -> dict:
-    from gensim.models import Word2Vec
+    """gensim's Word2Vec, or its FastText for a subword method; a FastText model is returned
+    too (as `fasttext_model`), to be saved whole."""
     from gensim.models.callbacks import CallbackAny2Vec
 
     class EpochBar(CallbackAny2Vec):
@@ -78,7 +79,29 @@ def train_gensim(documents: Sequence[Sequence[str]], settings: Settings) -> dict
         def on_epoch_end(self, model):
             self.bar.update(1)
 
-    model = Word2Vec(
+    model = gensim_model(settings)
+    sentences = gensim_sentences(documents)
+    model.build_vocab(sentences)
+    description = f"{settings.method} {settings.arch}"
+    with tqdm(total=settings.epochs, unit="epoch", desc=description) as bar:
+        model.train(
+            sentences,
+            total_examples=model.corpus_count,
+            epochs=settings.epochs,
+            callbacks=[EpochBar(bar)],
+        )
+    result = {"words": list(model.wv.index_to_key), "vectors": model.wv.vectors, "details": {}}
+    if settings.subwords:
+        result["fasttext_model"] = model
+    return result
+
+
+def gensim_model(settings: Settings):
+    """An untrained Word2Vec, or FastText for a subword method: both take the word2vec
+    hyperparameters, FastText its n-gram settings as well."""
+    from gensim.models import FastText, Word2Vec
+
+    word2vec_arguments = dict(
         vector_size=settings.dim,
         window=settings.window,
         negative=settings.negative,
@@ -90,20 +113,11 @@ def train_gensim(documents: Sequence[Sequence[str]], settings: Settings) -> dict
         seed=settings.seed,
         workers=settings.workers,
     )
-    sentences = gensim_sentences(documents)
-    model.build_vocab(sentences)
-    with tqdm(total=settings.epochs, unit="epoch", desc=f"gensim {settings.arch}") as bar:
-        model.train(
-            sentences,
-            total_examples=model.corpus_count,
-            epochs=settings.epochs,
-            callbacks=[EpochBar(bar)],
-        )
-    return {
-        "words": list(model.wv.index_to_key),
-        "vectors": model.wv.vectors,
-        "details": {},
-    }
+    if not settings.subwords:
+        return Word2Vec(**word2vec_arguments)
+    return FastText(
+        **word2vec_arguments, min_n=settings.min_n, max_n=settings.max_n, bucket=settings.bucket
+    )
 
 
 def gensim_sentences(documents: Sequence[Sequence[str]]) -> list[Sequence[str]]:

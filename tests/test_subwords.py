@@ -1,5 +1,5 @@
 """fastText: character n-grams and their hashes, the fasttext_bin format, embedding.unseen,
-and `embcompare pretrain` of fastText in gensim.
+the OOV metrics, and `embcompare pretrain` of fastText in gensim.
 
 Every model here is trained by the test itself on the first 20,000 tokens of the unlabelled
 IMDB reviews, at 16 dimensions and 5,000 buckets, into pytest's tmp_path."""
@@ -14,6 +14,7 @@ from gensim.models.fasttext import ft_ngram_hashes
 from gensim.models.fasttext_inner import compute_ngrams_bytes, ft_hash_bytes
 from omegaconf import OmegaConf, open_dict
 
+from embcompare.analysis.task_scores import has_oov_word, oov_scores
 from embcompare.config import compose, keyed_config, run_key
 from embcompare.data.corpus import read_corpus
 from embcompare.data.text import Vocabulary
@@ -244,6 +245,20 @@ def test_a_bad_fasttext_bin_stops_a_run_with_one_error_line(
 # --- a run: the matrix, the metrics, the run key --------------------------------------------
 
 
+def test_oov_metrics_on_a_hand_checked_case():
+    source = PretrainedVectors("toy", ["good", "bad", "film"], np.zeros((3, 2), np.float32))
+    test_tokens = [["good", "film"], ["gr8", "film"], ["bad", "Film"], ["zzz"], []]
+    oov = has_oov_word(test_tokens, source)
+    assert oov.tolist() == [False, True, False, True, False]  # 'Film' is found lowercased
+    correct = np.array([True, False, True, True, False])
+    assert oov_scores(correct, oov) == {
+        "test_sentences_oov_words": 2,
+        "test_accuracy_oov_words": 0.5,  # 'gr8 film' wrong, 'zzz' right
+        "test_accuracy_no_oov_words": pytest.approx(2 / 3),
+    }
+    assert oov_scores(correct, np.zeros(5, bool))["test_accuracy_oov_words"] is None
+
+
 def test_run_keys_stay_as_they_were_unless_subwords_is_chosen():
     for overrides in ([], ["experiment=learning_curve", "setup=static"]):
         default = compose("config", overrides)
@@ -256,6 +271,42 @@ def test_run_keys_stay_as_they_were_unless_subwords_is_chosen():
         chosen = compose("config", [*overrides, "embedding.unseen=subwords"])
         assert keyed_config(chosen)["embedding"]["unseen"] == "subwords"
         assert run_key(_root_=chosen) != run_key(_root_=default)
+
+
+@pytest.mark.slow
+def test_a_static_run_keeps_ngram_rows_for_unlisted_test_words_and_records_oov_metrics(
+    gensim_fasttext, cfg_run, tmp_path
+):
+    from embcompare import run
+
+    path, model = gensim_fasttext
+    common = [
+        "setup=static", "embedding=vectors-file", "embedding.format=fasttext_bin",
+        f"embedding.path={path}", "embedding.dim=16", "semantic.enabled=false",
+    ]  # fmt: skip
+    rows, metrics = {}, {}
+    for policy in ("subwords", "random"):
+        out = tmp_path / policy
+        out.mkdir()
+        metrics[policy] = run.execute(cfg_run(*common, f"embedding.unseen={policy}"), out)
+        saved = np.load(out / "embedding.npz")
+        rows[policy] = dict(zip(saved["words"].tolist(), saved["vectors"], strict=True))
+        assert metrics[policy] == json.loads((out / "metrics.json").read_text())
+    # static: the rows are never trained, so the saved ones are the initial ones
+    unlisted = sorted(set(rows["subwords"]) - set(model.wv.key_to_index) - {"<pad>", "<unk>"})
+    assert len(unlisted) > 1000  # MR's training, dev and test words beyond 545 IMDB words
+    for word in unlisted[:: len(unlisted) // 20]:
+        np.testing.assert_allclose(rows["subwords"][word], model.wv.get_vector(word), atol=1e-6)
+    # under random only training words the list lacks have rows, and those are random
+    unlisted_random = set(rows["random"]) - set(model.wv.key_to_index) - {"<pad>", "<unk>"}
+    assert unlisted_random < set(unlisted)
+    word = sorted(unlisted_random)[0]
+    assert not np.allclose(rows["random"][word], rows["subwords"][word])
+    for policy in ("subwords", "random"):  # the split is the word list's, whatever the policy
+        oov_count = metrics[policy]["test_sentences_oov_words"]
+        assert 0 < oov_count < metrics[policy]["n_test"]
+        assert 0 <= metrics[policy]["test_accuracy_oov_words"] <= 1
+        assert oov_count == metrics["subwords"]["test_sentences_oov_words"]
 
 
 # --- pretraining ------------------------------------------------------------------------------

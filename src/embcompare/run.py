@@ -124,7 +124,8 @@ def _run_stages(cfg: DictConfig, output_dir: Path, observer) -> dict:
     clock.lap("train")
 
     unseen = evaluate.has_unseen_known_word(test_tokens, train_tokens, source)
-    scores = evaluate.task_scores(classifier, encoded["test"], min_length, unseen)
+    oov = evaluate.has_oov_word(test_tokens, source)
+    scores = evaluate.task_scores(classifier, encoded["test"], min_length, unseen, oov)
     final = [np.asarray(layer.embeddings) for layer in model.embedding_layers(classifier)]
     _save_outputs(output_dir, vocab, final, history, classifier, encoded["test"], cfg)
     clock.lap("evaluate")

@@ -1,5 +1,5 @@
 """fastText: character n-grams and their hashes, the fasttext_bin format, embedding.unseen,
-the OOV metrics, and `embcompare pretrain` of fastText in gensim.
+the OOV metrics, and `embcompare pretrain` of fastText in gensim and in Keras.
 
 Every model here is trained by the test itself on the first 20,000 tokens of the unlabelled
 IMDB reviews, at 16 dimensions and 5,000 buckets, into pytest's tmp_path."""
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gensim.models.fasttext import ft_ngram_hashes
+from gensim.models.fasttext import ft_ngram_hashes, load_facebook_vectors
 from gensim.models.fasttext_inner import compute_ngrams_bytes, ft_hash_bytes
 from omegaconf import OmegaConf, open_dict
 
@@ -30,7 +30,9 @@ from embcompare.vectors.pretrained import (
     write_cache,
 )
 from embcompare.vectors.pretraining.command import save_fasttext_model
-from embcompare.vectors.pretraining.engines import train_gensim
+from embcompare.vectors.pretraining.corpus import encode_corpus
+from embcompare.vectors.pretraining.engines import train_gensim, train_keras
+from embcompare.vectors.pretraining.fasttext import build_fasttext_model, subword_table
 from embcompare.vectors.pretraining.settings import Settings, output_dir, settings_from
 from embcompare.vectors.subwords import char_ngrams, fnv1a_hash, ngram_buckets
 
@@ -319,14 +321,80 @@ def test_fasttext_settings_are_checked_and_name_their_directory(tmp_path):
     assert output_dir(cfg, settings).name == "gensim-fasttext-sgns-imdb_unsup-16d"
     word2vec = settings_from(compose("pretrain", ["method=gensim", "sg=1"]))
     assert (word2vec.min_n, word2vec.max_n, word2vec.bucket) == (None, None, None)
+    keras = compose("pretrain", ["method=keras_fasttext", "dim=16", f"paths.cache_dir={tmp_path}"])
+    assert output_dir(keras, settings_from(keras)).name == "keras-fasttext-sgns-imdb_unsup-16d"
     with pytest.raises(EmbcompareError, match=r"max_n=2 must be at least min_n=3"):
         settings_from(compose("pretrain", ["method=gensim_fasttext", "max_n=2"]))
     with pytest.raises(EmbcompareError, match=r"bucket=0 must be a positive integer"):
-        settings_from(compose("pretrain", ["method=gensim_fasttext", "bucket=0"]))
+        settings_from(compose("pretrain", ["method=keras_fasttext", "bucket=0"]))
+    with pytest.raises(EmbcompareError, match=r"sg=0 does not fit method=keras_fasttext"):
+        settings_from(compose("pretrain", ["method=keras_fasttext", "sg=0"]))
+
+
+def test_subword_table_lists_each_word_then_its_ngram_buckets():
+    words = ["film", "naïve"]
+    table = subword_table(words, 3, 6, 100)
+    assert table.word_rows == 3 and table.input_rows == 103
+    assert table.ids[table.offsets[0] : table.offsets[1]].tolist() == [0]  # padding
+    for row, word in enumerate(words, start=1):
+        expected = [row] + [3 + b for b in ft_ngram_hashes(word, 3, 6, 100)]
+        assert table.ids[table.offsets[row] : table.offsets[row + 1]].tolist() == expected
+    ids, owners = table.flat_inputs(np.array([2, 1]), multiple=8)
+    naive, film = len(ft_ngram_hashes("naïve", 3, 6, 100)), len(ft_ngram_hashes("film", 3, 6, 100))
+    used = 1 + naive + 1 + film
+    assert len(ids) == len(owners) == -(-used // 8) * 8
+    assert ids[0] == 2 and ids[1 + naive] == 1
+    assert owners[:used].tolist() == [0] * (1 + naive) + [1] * (1 + film)
+    assert (ids[used:] == 0).all() and (owners[used:] == 2).all()  # padding, a spare owner
+
+
+def test_keras_fasttext_averages_a_words_rows_and_gives_each_the_full_error():
+    import tensorflow as tf
+
+    table = subword_table(["film", "movie"], 3, 6, 50)
+    model = build_fasttext_model(table, dim=4, seed=0)
+    rows = np.random.default_rng(0).normal(size=(table.input_rows, 4)).astype(np.float32)
+    outputs = np.random.default_rng(1).normal(size=(table.word_rows, 4)).astype(np.float32)
+    model.input_vectors.embeddings.assign(rows)
+    model.output_vectors.embeddings.assign(outputs)
+    targets = np.array([1, 2])  # film, movie; each example's target is the same number here
+    ids, owners = table.flat_inputs(targets, multiple=8)
+    candidates = np.array([[2, 1], [1, 2]], np.int32)
+    with tf.GradientTape() as tape:
+        logits = model(((ids, owners, np.array([0, 1], np.int32)), candidates))
+        loss = tf.reduce_sum(logits[0, 0])  # d loss / d hidden(film) = output row of movie
+    film_rows = table.ids[table.offsets[1] : table.offsets[2]]
+    mean = rows[film_rows].mean(axis=0)
+    np.testing.assert_allclose(logits[0], outputs[[2, 1]] @ mean, rtol=1e-5)
+    gradient = tf.convert_to_tensor(tape.gradient(loss, model.input_vectors.embeddings)).numpy()
+    for row in np.unique(film_rows):  # the full error, once per time the row is listed
+        listed = (film_rows == row).sum()
+        np.testing.assert_allclose(gradient[row], listed * outputs[2], rtol=1e-5)
+    movie_only = np.setdiff1d(table.ids[table.offsets[2] : table.offsets[3]], film_rows)
+    np.testing.assert_array_equal(gradient[movie_only], 0)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["gensim_fasttext"])
+def test_keras_fasttext_saves_a_model_bin_whose_ngrams_are_its_own(imdb_documents, tmp_path):
+    settings = fasttext_settings(method="keras_fasttext", epochs=1, batch_size=512, workers=None)
+    corpus = encode_corpus(imdb_documents, settings.min_count)
+    trained = train_keras(corpus, settings, jit_compile=True)
+    assert np.isfinite(trained["vectors"]).all()
+    path = tmp_path / FASTTEXT_MODEL_FILE
+    save_fasttext_model(trained["fasttext_model"], path)
+    keyed = load_facebook_vectors(str(path))
+    order = [trained["words"].index(word) for word in keyed.index_to_key]
+    np.testing.assert_allclose(keyed.vectors, trained["vectors"][order], atol=1e-6)
+    ngram_rows = trained["fasttext_model"].wv.vectors_ngrams
+    for word in UNSEEN:
+        expected = ngram_rows[ngram_buckets(word, 3, 6, 5000)].mean(axis=0)
+        np.testing.assert_allclose(keyed.get_vector(word), expected, atol=1e-6)
+    losses = trained["details"]["loss_per_example"]
+    assert len(losses) == 1 and 0 < losses[0] < 4.2  # below 6 log 2, where it starts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["gensim_fasttext", "keras_fasttext"])
 def test_pretrain_writes_word_vectors_and_a_model_bin(method, data_dir, mirror, tmp_path):
     overrides = [
         f"method={method}", "corpus=imdb_unsup", f"max_tokens={TOKENS}", "dim=16",

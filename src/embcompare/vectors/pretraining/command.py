@@ -1,7 +1,8 @@
-"""Train word2vec on an unlabelled corpus: in Keras, or with gensim for comparison.
+"""Train word2vec or fastText on an unlabelled corpus: in Keras, or with gensim for comparison.
 
     embcompare pretrain method=keras_sgns corpus=imdb_unsup
     embcompare pretrain method=gensim sg=1 corpus=imdb_unsup
+    embcompare pretrain method=keras_fasttext corpus=imdb_unsup
 
 The Keras methods show that a Keras `Embedding` can itself be trained as word2vec
 (Mikolov et al. 2013): one Embedding holds the word vectors, a second one the output vectors,
@@ -18,9 +19,14 @@ Unlike word2vec.c, which updates after every pair, a step applies `batch_size` p
 Row 0 of both tables is padding: CBOW pads short windows with it, a part-filled last batch is
 padded with zero-weight examples, and it is never drawn as a noise word.
 
+fastText (method=keras_fasttext, gensim_fasttext; Bojanowski et al. 2017) is skip-gram whose
+input vector for a word is the mean of its own row and its character n-grams' rows
+(fasttext.py), so that words never seen get vectors from their n-grams.
+
 Vectors go to ${paths.cache_dir}/pretrained/<engine>-<arch>-<corpus>-<dim>d/ (vectors.npy +
 words.txt, read by `format: npy_words`) with pretrain.json (settings, corpus size, wall time,
-word-similarity scores). A rerun with the same settings reuses them.
+word-similarity scores); fastText adds model.bin, the whole model in Facebook's format. A
+rerun with the same settings reuses them.
 """
 
 from __future__ import annotations

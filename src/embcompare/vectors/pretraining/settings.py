@@ -29,6 +29,7 @@ class Method:
 METHODS = {
     "keras_sgns": Method("keras", sg=1),
     "keras_cbow": Method("keras", sg=0),
+    "keras_fasttext": Method("keras", sg=1, subwords=True),
     "gensim": Method("gensim"),
     "gensim_fasttext": Method("gensim", subwords=True),
 }

@@ -53,6 +53,8 @@ def keyed_config(cfg: DictConfig) -> dict:
         resolved.get("similarity", {}).pop("extra", None)
     if resolved.get("tuned_by") is None:  # likewise for untuned runs
         resolved.pop("tuned_by", None)
+    if resolved.get("embedding", {}).get("unseen") == "random":  # likewise for the default
+        resolved["embedding"].pop("unseen")
     stamps = _input_stamps(cfg)
     if stamps:
         resolved["input_sha256"] = stamps

@@ -89,7 +89,8 @@ def _run_stages(cfg: DictConfig, output_dir: Path, observer) -> dict:
     )
     clock.lap("data")
     source = embeddings.load_pretrained(cfg.embedding, cache_dir)
-    extra = _extra_words(cfg, source, dev_tokens + test_tokens)
+    unseen_policy = embeddings.unseen_policy(cfg.embedding.get("unseen", "random"), source)
+    extra = _extra_words(cfg, source, dev_tokens + test_tokens, unseen_policy)
     vocab = text.Vocabulary.build(train_tokens, min_count=int(cfg.vocab.min_count), extra=extra)
     matrices = [
         embeddings.build_matrix(
@@ -99,6 +100,7 @@ def _run_stages(cfg: DictConfig, output_dir: Path, observer) -> dict:
             int(cfg.seed),
             channel.get("init_scale", "variance_matched"),
             where=f"setup.channels.{i}",
+            unseen=unseen_policy,
         )
         for i, channel in enumerate(cfg.setup.channels)
     ]
@@ -122,7 +124,8 @@ def _run_stages(cfg: DictConfig, output_dir: Path, observer) -> dict:
     clock.lap("train")
 
     unseen = evaluate.has_unseen_known_word(test_tokens, train_tokens, source)
-    scores = evaluate.task_scores(classifier, encoded["test"], min_length, unseen)
+    oov = evaluate.has_oov_word(test_tokens, source)
+    scores = evaluate.task_scores(classifier, encoded["test"], min_length, unseen, oov)
     final = [np.asarray(layer.embeddings) for layer in model.embedding_layers(classifier)]
     _save_outputs(output_dir, vocab, final, history, classifier, encoded["test"], cfg)
     clock.lap("evaluate")
@@ -235,11 +238,14 @@ def _save_outputs(output_dir, vocab, final, history, classifier, test, cfg) -> N
     )
 
 
-def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
+def _extra_words(cfg: DictConfig, source, eval_tokens, unseen_policy: str) -> list[str]:
     """Dev/test words (and, on request, benchmark and polar lexicon words) that the pretrained
     source knows get rows too, so pretrained setups can use what they know about words never
     seen in training (rand gets random rows for them; unseen in training, they get no
-    gradient). They come after the training words, so they leave those rows' init unchanged."""
+    gradient). With embedding.unseen=subwords the source knows every word with character
+    n-grams. They come after the training words, so they leave those rows' init unchanged."""
+    from embcompare.vectors.pretrained import has_vector
+
     words = set()
     if cfg.vocab.add_eval_words:
         words.update(t for tokens in eval_tokens for t in tokens)
@@ -252,7 +258,7 @@ def _extra_words(cfg: DictConfig, source, eval_tokens) -> list[str]:
 
         lexicon = cfg.semantic.lexicon
         words.update(load_lexicon(lexicon.get("path")).polar(float(lexicon.min_abs_rating)))
-    return sorted(w for w in words if source.row_of(w) is not None)
+    return sorted(w for w in words if has_vector(source, w, unseen_policy))
 
 
 def _io_problem(error: OSError, output_dir: Path, cfg: DictConfig | None = None) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from embcompare.errors import EmbcompareError
+from embcompare.vectors.pretrained import UNSEEN_POLICIES
 
 # A results directory name: one path part, no separators, no leading dot (no '..', no hidden).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -70,6 +71,7 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "model.dropout": (dropout_rate, "a number in [0, 1)"),
     "model.max_norm": (lambda v: v is None or positive_number(v), "a number > 0 or null"),
     "embedding.dim": (lambda v: v is None or positive_int(v), "a positive integer or null"),
+    "embedding.unseen": (lambda v: v in UNSEEN_POLICIES, f"one of {list(UNSEEN_POLICIES)}"),
     "vocab.min_count": (positive_int, "a positive integer"),
 }
 

@@ -13,26 +13,45 @@ from embcompare.training.loop import Encoded, predict
 
 
 def task_scores(
-    model: keras.Model, test: Encoded, min_length: int, unseen: np.ndarray | None = None
+    model: keras.Model,
+    test: Encoded,
+    min_length: int,
+    unseen: np.ndarray | None = None,
+    oov: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Accuracy and macro-F1 on the test set; with `unseen`, accuracy on each part of the split.
+    """Accuracy and macro-F1 on the test set; with `unseen` or `oov`, accuracy on each part of
+    that split of the test examples.
 
     `unseen` marks test examples holding a word that training never showed but the pretrained
     source knows: there, pretrained setups can still use what they know of the word
-    ("Alps" vs "Himalaya"), while rand has only a random vector for it.
+    ("Alps" vs "Himalaya"), while rand has only a random vector for it. `oov` marks those
+    holding a word the source's word list lacks (`has_oov_word`): there only a source with
+    character n-grams (embedding.unseen=subwords) has more than a random row to offer.
     """
     predicted = predict(model, test, 500, min_length)
+    correct = predicted == test.labels
     scores = {
         "test_accuracy": float(accuracy_score(test.labels, predicted)),
         "test_macro_f1": float(f1_score(test.labels, predicted, average="macro")),
         "test_majority_rate": majority_rate(test.labels),
     }
     if unseen is not None:
-        correct = predicted == test.labels
         scores["test_share_unseen_words"] = float(unseen.mean())
         scores["test_accuracy_unseen_words"] = _mean_or_none(correct[unseen])
         scores["test_accuracy_seen_words_only"] = _mean_or_none(correct[~unseen])
+    if oov is not None:
+        scores.update(oov_scores(correct, oov))
     return scores
+
+
+def oov_scores(correct: np.ndarray, oov: np.ndarray) -> dict[str, int | float | None]:
+    """How many test sentences hold a word the source's word list lacks, and the accuracy on
+    them and on the rest (None for an empty part)."""
+    return {
+        "test_sentences_oov_words": int(oov.sum()),
+        "test_accuracy_oov_words": _mean_or_none(correct[oov]),
+        "test_accuracy_no_oov_words": _mean_or_none(correct[~oov]),
+    }
 
 
 def majority_rate(labels: np.ndarray) -> float:
@@ -89,6 +108,15 @@ def has_unseen_known_word(test_tokens, train_tokens, source) -> np.ndarray:
         if t not in seen and source.row_of(t) is not None
     }
     return np.array([any(t in known_unseen for t in tokens) for tokens in test_tokens], dtype=bool)
+
+
+def has_oov_word(test_tokens, source) -> np.ndarray:
+    """Per test example: does it hold a word that the source's word list lacks (looked up as
+    the embedding matrix looks words up)? n-grams do not count: these are the words a
+    word-level source has no vector for."""
+    words = {t for tokens in test_tokens for t in tokens}
+    unlisted = {w for w in words if source.row_of(w) is None}
+    return np.array([any(t in unlisted for t in tokens) for tokens in test_tokens], dtype=bool)
 
 
 def write_history(path: Path, history: list[dict]) -> None:

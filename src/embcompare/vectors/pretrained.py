@@ -1,9 +1,10 @@
 """Pretrained word vectors and the embedding matrix of a run.
 
-Every source, whatever its file format, is converted once into a cache of `vectors.npy` plus
-`words.txt`; later loads memory-map the array, which takes well under a second for 400k x 50.
-Text formats (word2vec/fastText text, GloVe) are parsed here, line by line, so every problem
-names its line; gensim parses word2vec binary. Gzipped files are read transparently.
+Every vectors file is converted once into a cache of `vectors.npy` plus `words.txt`; later
+loads memory-map the array, which takes well under a second for 400k x 50. Text formats
+(word2vec/fastText text, GloVe) are parsed here, line by line, so every problem names its line;
+gensim parses word2vec binary. Gzipped files are read transparently. A fastText .bin model
+(`fasttext_bin`) is read by gensim in each process instead: its n-grams do not fit that cache.
 A repeated word keeps its first vector (as gensim does), with a warning counting repeats. Within a
 process a source is loaded once: the runs of a sweep share it (`forget_loaded` empties that memo).
 """
@@ -30,15 +31,20 @@ from tqdm import tqdm
 from embcompare.data.text import PAD_ID, UNK_ID, Vocabulary
 from embcompare.errors import EmbcompareError
 from embcompare.stamps import MANIFEST, manifest_problem, write_checked_cache
+from embcompare.vectors.subwords import SubwordVectors, load_fasttext_bin
 
 log = logging.getLogger("embcompare")
 
 
 @dataclass
 class PretrainedVectors:
+    """A word list and its vectors; `subwords`, when the source is a fastText model, gives
+    words outside the list a vector from their character n-grams."""
+
     name: str
     words: list[str]
     vectors: np.ndarray
+    subwords: SubwordVectors | None = None
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -151,15 +157,36 @@ def read_cache(directory: Path, name: str) -> PretrainedVectors:
     return PretrainedVectors(name, words, vectors)
 
 
+FASTTEXT_MODEL_FILE = "model.bin"  # beside the whole-word vectors of a fastText pretraining
+
+
 @register_format("npy_words")
 def load_npy_words(cfg: dict, cache_dir: Path) -> PretrainedVectors:
-    """Our own cache layout, as written by `write_cache` (also what `embcompare pretrain` makes)."""
+    """Our own cache layout, as written by `write_cache` (also what `embcompare pretrain` makes).
+    A fastText pretraining also leaves its model there as model.bin: its n-grams are read
+    only when a run asks for them (embedding.unseen=subwords)."""
     directory = Path(cfg["path"]).expanduser()
     if not (directory / "vectors.npy").is_file():
         raise EmbcompareError(f"embedding.path={directory}: no vectors.npy there")
     if (directory / MANIFEST).is_file() and (problem := manifest_problem(directory)):
         raise EmbcompareError(f"embedding.path={directory}: {problem}; the vectors are damaged")
-    return read_cache(directory, cfg["name"])
+    source = read_cache(directory, cfg["name"])
+    model = directory / FASTTEXT_MODEL_FILE
+    if model.is_file():
+        source.subwords = SubwordVectors(model, f"embedding.path={directory}: {model.name}")
+    return source
+
+
+@register_format("fasttext_bin")
+def load_fasttext_model(cfg: dict, cache_dir: Path) -> PretrainedVectors:
+    """A fastText model in Facebook's .bin format (fastText's own, or `embcompare pretrain`'s
+    model.bin), read by gensim: its word list with whole-word vectors, and its n-grams."""
+    path = Path(str(cfg.get("path") or "")).expanduser()
+    where = f"embedding.path={str(path)!r}"
+    keyed = load_fasttext_bin(path, where)
+    return PretrainedVectors(
+        cfg["name"], list(keyed.index_to_key), keyed.vectors, SubwordVectors(path, where, keyed)
+    )
 
 
 @register_format("npy_parquet")
@@ -433,6 +460,30 @@ def init_half_width(init_scale, source: PretrainedVectors, where: str = "init_sc
     return scale
 
 
+UNSEEN_POLICIES = ("random", "subwords")
+
+
+def unseen_policy(policy: str, source: PretrainedVectors) -> str:
+    """`embedding.unseen`, checked against the source: 'subwords' needs character n-grams."""
+    if policy not in UNSEEN_POLICIES:
+        raise EmbcompareError(f"embedding.unseen={policy!r} must be one of {list(UNSEEN_POLICIES)}")
+    if policy == "subwords" and (source.subwords is None or not source.subwords.has_ngrams):
+        raise EmbcompareError(
+            f"embedding.unseen=subwords: {source.name} has no character n-grams to build vectors "
+            "of unseen words from; use a fastText model (embedding.format=fasttext_bin, or a "
+            "fastText pretraining's directory holding model.bin) or embedding.unseen=random"
+        )
+    return policy
+
+
+def has_vector(source: PretrainedVectors, word: str, unseen: str) -> bool:
+    """Whether the source gives `word` a vector: it lists the word, or (with 'subwords') the
+    word has character n-grams."""
+    if source.row_of(word) is not None:
+        return True
+    return unseen == "subwords" and source.subwords is not None and source.subwords.covers(word)
+
+
 def build_matrix(
     vocab: Vocabulary,
     source: PretrainedVectors,
@@ -440,26 +491,40 @@ def build_matrix(
     seed: int,
     init_scale="variance_matched",
     where: str = "setup channel",
+    unseen: str = "random",
 ) -> np.ndarray:
     """One row per vocabulary word. `init` is 'pretrained' or 'random'.
 
     Rows that the source lacks (and every row, for 'random') get U(-a, a), with a from
-    `init_scale` (see `init_half_width`). Padding and unknown rows stay zero so they add
-    nothing to a sentence.
+    `init_scale` (see `init_half_width`), unless `unseen` is 'subwords': then a pretrained
+    channel gives words outside the source's list their n-gram vector. Padding and unknown rows
+    stay zero so they add nothing to a sentence.
     """
     if init not in ("pretrained", "random"):
         raise EmbcompareError(f"{where} init={init!r} must be 'pretrained' or 'random'")
     rng = np.random.default_rng(seed)
     scale = init_half_width(init_scale, source, f"{where} init_scale")
+    # drawn for every row whatever the policy, so each policy leaves the others' rows as they are
     matrix = rng.uniform(-scale, scale, size=(len(vocab), source.dim)).astype(np.float32)
     if init == "pretrained":
-        rows = [(i, source.row_of(w)) for i, w in enumerate(vocab.words)]
-        found = [(i, r) for i, r in rows if r is not None and i > UNK_ID]
-        if found:
-            ours, theirs = map(np.array, zip(*found, strict=True))
-            matrix[ours] = source.vectors[theirs]
+        _copy_source_rows(matrix, vocab, source, unseen)
     matrix[[PAD_ID, UNK_ID]] = 0.0
     return matrix
+
+
+def _copy_source_rows(
+    matrix: np.ndarray, vocab: Vocabulary, source: PretrainedVectors, unseen: str
+) -> None:
+    """Rows of the words the source lists; with 'subwords', rows of the others from n-grams."""
+    rows = [(i, source.row_of(w)) for i, w in enumerate(vocab.words) if i > UNK_ID]
+    found = [(i, r) for i, r in rows if r is not None]
+    if found:
+        ours, theirs = map(np.array, zip(*found, strict=True))
+        matrix[ours] = source.vectors[theirs]
+    if unseen == "subwords":
+        unlisted = [i for i, r in rows if r is None and source.subwords.covers(vocab.words[i])]
+        if unlisted:
+            matrix[unlisted] = source.subwords.vectors_for([vocab.words[i] for i in unlisted])
 
 
 def coverage(train_tokens: Iterable[Sequence[str]], source: PretrainedVectors) -> Coverage:

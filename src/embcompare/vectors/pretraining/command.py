@@ -1,7 +1,8 @@
-"""Train word2vec on an unlabelled corpus: in Keras, or with gensim for comparison.
+"""Train word2vec or fastText on an unlabelled corpus: in Keras, or with gensim for comparison.
 
     embcompare pretrain method=keras_sgns corpus=imdb_unsup
     embcompare pretrain method=gensim sg=1 corpus=imdb_unsup
+    embcompare pretrain method=keras_fasttext corpus=imdb_unsup
 
 The Keras methods show that a Keras `Embedding` can itself be trained as word2vec
 (Mikolov et al. 2013): one Embedding holds the word vectors, a second one the output vectors,
@@ -18,9 +19,14 @@ Unlike word2vec.c, which updates after every pair, a step applies `batch_size` p
 Row 0 of both tables is padding: CBOW pads short windows with it, a part-filled last batch is
 padded with zero-weight examples, and it is never drawn as a noise word.
 
+fastText (method=keras_fasttext, gensim_fasttext; Bojanowski et al. 2017) is skip-gram whose
+input vector for a word is the mean of its own row and its character n-grams' rows
+(fasttext.py), so that words never seen get vectors from their n-grams.
+
 Vectors go to ${paths.cache_dir}/pretrained/<engine>-<arch>-<corpus>-<dim>d/ (vectors.npy +
 words.txt, read by `format: npy_words`) with pretrain.json (settings, corpus size, wall time,
-word-similarity scores). A rerun with the same settings reuses them.
+word-similarity scores); fastText adds model.bin, the whole model in Facebook's format. A
+rerun with the same settings reuses them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -75,7 +82,7 @@ def pretrain(cfg: DictConfig) -> dict:
     from embcompare.data.corpus import read_corpus
     from embcompare.data.fetch import data_dir_from
     from embcompare.io import write_json_atomic
-    from embcompare.vectors.pretrained import write_cache
+    from embcompare.vectors.pretrained import FASTTEXT_MODEL_FILE, write_cache
 
     settings = settings_from(cfg)
     directory = output_dir(cfg, settings)
@@ -96,6 +103,8 @@ def pretrain(cfg: DictConfig) -> dict:
         result = train_keras(corpus, settings, bool(cfg.jit_compile))
     train_seconds = time.perf_counter() - trained
     write_cache(directory, result["words"], result["vectors"])
+    if "fasttext_model" in result:
+        save_fasttext_model(result["fasttext_model"], directory / FASTTEXT_MODEL_FILE)
     report = {
         "settings": settings.as_dict(),
         "arch": settings.arch,
@@ -112,6 +121,16 @@ def pretrain(cfg: DictConfig) -> dict:
     }
     write_json_atomic(directory / "pretrain.json", report)  # last: it marks the cache complete
     return report
+
+
+def save_fasttext_model(model, path: Path) -> None:
+    """The whole model in Facebook's .bin format (read back by `format: fasttext_bin`), written
+    under a temporary name: a model cut short by a crash never sits under the real one."""
+    from gensim.models.fasttext import save_facebook_model
+
+    from embcompare.io import write_atomic
+
+    write_atomic(path, lambda staging: save_facebook_model(model, str(staging)))
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

@@ -15,7 +15,24 @@ from omegaconf import DictConfig
 
 from embcompare.errors import EmbcompareError
 
-METHODS = {"keras_sgns": ("keras", 1), "keras_cbow": ("keras", 0), "gensim": ("gensim", None)}
+
+@dataclass(frozen=True)
+class Method:
+    """An engine and what it trains: `sg` fixes skip-gram (1) or CBOW (0), None lets `sg=`
+    choose; `subwords` trains fastText (words and their character n-grams)."""
+
+    engine: str
+    sg: int | None = None
+    subwords: bool = False
+
+
+METHODS = {
+    "keras_sgns": Method("keras", sg=1),
+    "keras_cbow": Method("keras", sg=0),
+    "keras_fasttext": Method("keras", sg=1, subwords=True),
+    "gensim": Method("gensim"),
+    "gensim_fasttext": Method("gensim", subwords=True),
+}
 
 
 @dataclass(frozen=True)
@@ -41,14 +58,27 @@ class Settings:
     seed: int
     max_tokens: int | None
     workers: int | None = None
+    # fastText only: n-gram lengths and hash buckets (None for word2vec, as in its older caches)
+    min_n: int | None = None
+    max_n: int | None = None
+    bucket: int | None = None
 
     @property
     def engine(self) -> str:
-        return METHODS[self.method][0]
+        return METHODS[self.method].engine
+
+    @property
+    def subwords(self) -> bool:
+        return METHODS[self.method].subwords
 
     @property
     def arch(self) -> str:
         return "sgns" if self.sg else "cbow"
+
+    @property
+    def model_name(self) -> str:
+        """What was trained, as the cache directory names it: 'sgns', 'cbow', 'fasttext-sgns'."""
+        return f"fasttext-{self.arch}" if self.subwords else self.arch
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -58,11 +88,12 @@ def settings_from(cfg: DictConfig) -> Settings:
     method = cfg.method
     if method not in METHODS:
         raise EmbcompareError(f"method={method!r} is unknown; choose one of {sorted(METHODS)}")
-    engine, fixed_sg = METHODS[method]
+    engine, fixed_sg = METHODS[method].engine, METHODS[method].sg
     sg = cfg.sg
     if sg not in (0, 1) or (fixed_sg is not None and sg != fixed_sg):
         allowed = "0 or 1" if fixed_sg is None else str(fixed_sg)
         raise EmbcompareError(f"sg={cfg.sg} does not fit method={method}: use sg={allowed}")
+    subwords = _subword_settings(cfg) if METHODS[method].subwords else {}
     return Settings(
         method=method,
         corpus=cfg.corpus.name,
@@ -80,7 +111,15 @@ def settings_from(cfg: DictConfig) -> Settings:
         seed=int(_number(cfg, "seed")),
         max_tokens=None if cfg.max_tokens is None else _positive_int(cfg, "max_tokens"),
         workers=_positive_int(cfg, "workers") if engine == "gensim" else None,
+        **subwords,
     )
+
+
+def _subword_settings(cfg: DictConfig) -> dict[str, int]:
+    min_n, max_n = _positive_int(cfg, "min_n"), _positive_int(cfg, "max_n")
+    if max_n < min_n:
+        raise EmbcompareError(f"max_n={max_n} must be at least min_n={min_n}")
+    return {"min_n": min_n, "max_n": max_n, "bucket": _positive_int(cfg, "bucket")}
 
 
 def _positive_int(cfg: DictConfig, key: str) -> int:
@@ -100,7 +139,7 @@ def _number(cfg: DictConfig, key: str) -> float:
 def output_dir(cfg: DictConfig, settings: Settings) -> Path:
     """A name predictable from the config, so that conf/embedding/*.yaml can point at it."""
     name = cfg.output_name or (
-        f"{settings.engine}-{settings.arch}-{settings.corpus}-{settings.dim}d"
+        f"{settings.engine}-{settings.model_name}-{settings.corpus}-{settings.dim}d"
     )
     return Path(cfg.paths.cache_dir).expanduser().absolute() / "pretrained" / str(name)
 

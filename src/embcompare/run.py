@@ -238,7 +238,7 @@ def _save_outputs(output_dir, vocab, final, history, classifier, test, cfg) -> N
     )
 
 
-def _extra_words(cfg: DictConfig, source, eval_tokens, unseen_policy: str) -> list[str]:
+def _extra_words(cfg: DictConfig, source, eval_tokens, unseen_policy: str = "random") -> list[str]:
     """Dev/test words (and, on request, benchmark and polar lexicon words) that the pretrained
     source knows get rows too, so pretrained setups can use what they know about words never
     seen in training (rand gets random rows for them; unseen in training, they get no

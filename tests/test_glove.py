@@ -1,10 +1,24 @@
-"""GloVe in Keras: co-occurrence counts."""
+"""GloVe in Keras: co-occurrence counts, the loss, the AdaGrad step, and the cross-check against
+mittens, an independent GloVe."""
+
+import math
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 from embcompare.vectors.pretraining.cooccurrence import count_cooccurrences, top_words
-from embcompare.vectors.pretraining.corpus import encode_corpus
+from embcompare.vectors.pretraining.corpus import PAD_ID, encode_corpus
+from embcompare.vectors.pretraining.glove import (
+    Entries,
+    GloveTables,
+    SparseAdagrad,
+    build_glove_model,
+    entry_batches,
+    glove_loss,
+    glove_objective,
+    nonzero_entries,
+)
 
 # --- co-occurrence counts ------------------------------------------------------------------
 
@@ -46,3 +60,100 @@ def test_top_words_keeps_the_most_frequent_rows_and_columns():
     assert kept.shape == (3, 3)
     np.testing.assert_array_equal(kept.toarray(), counts.toarray()[:3, :3])
     assert top_words(counts, None) is counts and top_words(counts, 10) is counts
+
+
+# --- the loss -------------------------------------------------------------------------------
+
+
+def three_word_tables() -> GloveTables:
+    """Fixed weights for words 1..3 of a 2-d model; row 0 is padding."""
+    return GloveTables(
+        word_vectors=np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32),
+        context_vectors=np.array([[0, 0], [0.5, 0], [1, -1], [0, 2]], np.float32),
+        word_biases=np.array([[0], [0], [1], [0]], np.float32),
+        context_biases=np.array([[0], [0.5], [0], [0]], np.float32),
+    )
+
+
+def test_loss_is_the_weighted_least_squares_worked_out_by_hand():
+    counts = scipy.sparse.csr_matrix(
+        np.array([[0, 0, 0, 0], [0, 0, 100, 1], [0, 100, 200, 0], [0, 1, 0, 0]], np.float64)
+    )
+    entries = nonzero_entries(counts, x_max=100, alpha=0.75)
+    model = build_glove_model(rows=4, dim=2, seed=0)
+    three_word_tables().assign_to(model)
+    # prediction w_i . w~_j + b_i + b~_j, error against log X_ij, weight f(X_ij):
+    #   (1,2): 1 + 0 + 0 = 1,       log 100,  f = 1            -> (1 - 4.60517)^2  = 12.99725
+    #   (1,3): 0 + 0 + 0 = 0,       log 1 = 0                  -> 0
+    #   (2,1): 0 + 1 + 0.5 = 1.5,   log 100,  f = 1            -> (1.5 - 4.60517)^2 = 9.64208
+    #   (2,2): -1 + 1 + 0 = 0,      log 200,  f = 1 (capped)   -> 5.29832^2        = 28.07217
+    #   (3,1): 0.5 + 0 + 0.5 = 1,   log 1 = 0, f = 0.01^0.75   -> 0.0316228 x 1    = 0.03162
+    # J = (12.99725 + 9.64208 + 28.07217 + 0.03162) / 2
+    expected = 25.3715618
+    assert float(glove_loss(model, entries)) == pytest.approx(expected, rel=1e-6)
+    assert glove_objective(entries, three_word_tables()) == pytest.approx(expected, rel=1e-6)
+    pairs = list(zip(entries.rows, entries.columns, strict=True))
+    f = dict(zip(pairs, entries.weights, strict=True))
+    assert f[(1, 3)] == pytest.approx(math.pow(0.01, 0.75)) and f[(2, 2)] == 1.0
+
+
+# --- the AdaGrad step ----------------------------------------------------------------------
+
+
+def numpy_adagrad(table, accumulator, gradient, learning_rate):
+    new_accumulator = accumulator + gradient**2
+    return table - learning_rate * gradient / np.sqrt(new_accumulator), new_accumulator
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_one_adagrad_step_moves_exactly_the_batch_rows_as_numpy_computes(jit_compile):
+    rows, dim, rate, start = 8, 3, 0.05, 0.1
+    model = build_glove_model(rows, dim, seed=3)
+    before = GloveTables.of(model)
+    step = SparseAdagrad(model, rate, start, jit_compile)
+    # word 1 twice (its two gradients are summed before squaring), a padding entry of weight 0
+    batch = Entries(
+        rows=np.array([1, 1, 4, PAD_ID], np.int32),
+        columns=np.array([2, 5, 2, PAD_ID], np.int32),
+        log_counts=np.log(np.array([3.0, 1.5, 2.0, 1.0], np.float32)),
+        weights=np.array([0.5, 0.2, 1.0, 0.0], np.float32),
+    )
+    loss = step(batch)
+    after = GloveTables.of(model)
+
+    w, c, b, bc = (t.astype(np.float64) for t in before.as_tuple())
+    r, j = batch.rows, batch.columns
+    errors = (w[r] * c[j]).sum(1) + b[r, 0] + bc[j, 0] - batch.log_counts
+    assert loss == pytest.approx(0.5 * np.sum(batch.weights * errors**2), rel=1e-5)
+    scaled = batch.weights * errors  # dJ / d prediction
+    gradients = [np.zeros_like(t) for t in (w, c, b, bc)]
+    np.add.at(gradients[0], r, scaled[:, None] * c[j])
+    np.add.at(gradients[1], j, scaled[:, None] * w[r])
+    np.add.at(gradients[2], r, scaled[:, None])
+    np.add.at(gradients[3], j, scaled[:, None])
+    moved_rows = [{1, 4}, {2, 5}, {1, 4}, {2, 5}]
+    for number, (old, new, gradient, moved) in enumerate(
+        zip((w, c, b, bc), after.as_tuple(), gradients, moved_rows, strict=True)
+    ):
+        expected, accumulator = numpy_adagrad(old, np.full_like(old, start), gradient, rate)
+        np.testing.assert_allclose(new, expected, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(step.accumulators[number].numpy(), accumulator, rtol=1e-5)
+        changed = set(np.flatnonzero((new != old.astype(np.float32)).any(axis=1)))
+        assert changed == moved  # rows 0 (padding, weight 0), 3, 6, 7 are untouched
+
+
+def test_batches_cover_every_entry_once_and_pad_with_weight_zero():
+    counts = scipy.sparse.random(30, 30, density=0.3, random_state=0, format="csr") * 50
+    entries = nonzero_entries(counts, x_max=100, alpha=0.75)
+    batches = list(entry_batches(entries, 16, np.random.default_rng(0)))
+    assert all(len(batch) == 16 for batch in batches)
+    real = [
+        (row, column)
+        for batch in batches
+        for row, column, weight in zip(batch.rows, batch.columns, batch.weights, strict=True)
+        if weight > 0
+    ]
+    assert sorted(real) == sorted(zip(entries.rows, entries.columns, strict=True))
+    padding = len(batches) * 16 - len(entries)
+    assert 0 <= padding < 16
+    assert sum(int((batch.weights == 0).sum()) for batch in batches) == padding

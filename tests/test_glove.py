@@ -1,14 +1,19 @@
 """GloVe in Keras: co-occurrence counts, the loss, the AdaGrad step, and the cross-check against
 mittens, an independent GloVe."""
 
+import importlib.util
+import json
 import math
 
 import numpy as np
 import pytest
 import scipy.sparse
 
+from embcompare.config import compose
+from embcompare.errors import EmbcompareError
 from embcompare.vectors.pretraining.cooccurrence import count_cooccurrences, top_words
 from embcompare.vectors.pretraining.corpus import PAD_ID, encode_corpus
+from embcompare.vectors.pretraining.engines import check_mittens_memory, import_numpy_mittens
 from embcompare.vectors.pretraining.glove import (
     Entries,
     GloveTables,
@@ -19,6 +24,9 @@ from embcompare.vectors.pretraining.glove import (
     glove_objective,
     nonzero_entries,
 )
+from embcompare.vectors.pretraining.settings import settings_from
+
+from conftest import last_error_line, run_cli
 
 # --- co-occurrence counts ------------------------------------------------------------------
 
@@ -157,3 +165,88 @@ def test_batches_cover_every_entry_once_and_pad_with_weight_zero():
     padding = len(batches) * 16 - len(entries)
     assert 0 <= padding < 16
     assert sum(int((batch.weights == 0).sum()) for batch in batches) == padding
+
+
+# --- settings, configs and the mittens engine ----------------------------------------------
+
+
+def test_glove_settings_leave_word2vec_ones_out_of_the_cache_key():
+    glove = settings_from(compose("pretrain", ["method=keras_glove"]))
+    assert (glove.arch, glove.window, glove.learning_rate) == ("glove", 10, 0.05)
+    assert (glove.x_max, glove.alpha, glove.initial_accumulator) == (100.0, 0.75, 0.1)
+    assert glove.sg is None and glove.negative is None and glove.sample is None
+    unused = settings_from(compose("pretrain", ["method=keras_glove", "negative=15"]))
+    assert unused == glove  # a word2vec setting does not make GloVe's cache stale
+    mittens = settings_from(compose("pretrain", ["method=mittens_glove"]))
+    assert mittens.batch_size is None and mittens.initial_accumulator is None
+    assert mittens.max_words == 5000
+    sgns = settings_from(compose("pretrain", ["method=keras_sgns", "x_max=50"]))
+    assert sgns.x_max is None and sgns.negative == 5
+
+
+def test_mittens_refuses_a_dense_matrix_over_its_memory_bound():
+    check_mittens_memory(5000, limit_gib=4)  # 9 x 5000^2 float64: 1.7 GiB
+    with pytest.raises(EmbcompareError, match=r"max_words=20000: .* 26\.8 GiB, over .*=4"):
+        check_mittens_memory(20000, limit_gib=4)
+    with pytest.raises(EmbcompareError, match="needs max_words"):
+        check_mittens_memory(None, limit_gib=4)
+
+
+def test_a_too_large_mittens_matrix_is_one_error_line_before_any_reading(tmp_path):
+    result = run_cli(
+        "pretrain", "method=mittens_glove", "max_words=100000", f"paths.cache_dir={tmp_path}"
+    )
+    assert result.returncode == 2
+    error = last_error_line(result.stderr)
+    assert "max_words=100000" in error and "use max_words<=7723" in error
+    assert "reading corpus" not in result.stderr
+
+
+def test_mittens_is_imported_without_turning_eager_execution_off():
+    import tensorflow as tf
+
+    glove_class = import_numpy_mittens()
+    assert glove_class.__module__ == "mittens.np_mittens"
+    # `import mittens` itself would run tf.compat.v1.disable_eager_execution()
+    assert tf.executing_eagerly()
+
+
+def test_without_mittens_the_error_says_what_to_install(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mittens" else find_spec(name)
+    )
+    with pytest.raises(EmbcompareError, match=r"needs the mittens package: pip install"):
+        import_numpy_mittens()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["keras_glove", "mittens_glove"])
+def test_pretrain_glove_writes_vectors_and_reports_the_counts(method, data_dir, mirror, tmp_path):
+    overrides = [
+        "corpus=wikitext2",
+        "max_tokens=60000",
+        "dim=16",
+        "epochs=3",
+        "max_words=1000",
+        f"method={method}",
+        f"paths.data_dir={data_dir}",
+        f"paths.mirror={mirror}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    first = run_cli("pretrain", *overrides)
+    assert first.returncode == 0, first.stderr[-3000:]
+    engine = method.split("_")[0]
+    directory = tmp_path / "cache" / "pretrained" / f"{engine}-glove-wikitext2-16d"
+    report = json.loads((directory / "pretrain.json").read_text())
+    vectors = np.load(directory / "vectors.npy")
+    words = (directory / "words.txt").read_text().splitlines()
+    assert vectors.shape == (1000, 16) == (len(words), 16) and np.isfinite(vectors).all()
+    assert report["nonzeros"] > report["nonzeros_kept"] > 1000
+    losses = report["loss_per_epoch"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert 0 < report["final_loss"] < losses[0]
+    assert set(report["similarity"]) == {"ws353", "simlex999", "men"}
+    assert "nonzeros" in first.stdout and str(directory) in first.stdout
+    again = run_cli("pretrain", *overrides)
+    assert "reusing cached vectors" in again.stdout

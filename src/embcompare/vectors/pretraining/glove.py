@@ -154,24 +154,25 @@ class SparseAdagrad:
         for table, accumulator, gradient in zip(
             self.tables, self.accumulators, gradients, strict=True
         ):
-            ids, summed = sum_repeated_rows(gradient.indices, gradient.values)
+            ids, summed = sum_repeated_rows(gradient.indices, gradient.values, table.shape[0])
             accumulator.scatter_nd_add(ids[:, None], tf.square(summed))
             scale = tf.math.rsqrt(tf.gather(accumulator, ids))
             table.scatter_nd_sub(ids[:, None], self.learning_rate * summed * scale)
         return loss
 
 
-def sum_repeated_rows(indices, values):
-    """(ids, summed rows) with each id once, in a buffer as long as `indices` so that XLA sees
-    fixed shapes (tf.unique has none): sort, number the runs of equal ids, sum each run.
-    Unused slots point at the padding row with zero values, which leave it unchanged."""
+def sum_repeated_rows(indices, values, rows: int):
+    """(ids, summed rows) with each id once, in a buffer of min(batch, table rows) slots, a
+    size fixed at tracing so that XLA can compile it (tf.unique's size is not): sort, number
+    the runs of equal ids, sum each run. Unused slots point at the padding row with zero
+    values, which leave it unchanged."""
     import tensorflow as tf
 
+    size = min(int(indices.shape[0]), rows)
     order = tf.argsort(indices)
     sorted_ids = tf.gather(indices, order)
     starts_run = tf.concat([[True], sorted_ids[1:] != sorted_ids[:-1]], axis=0)
     slot = tf.cumsum(tf.cast(starts_run, tf.int32)) - 1
-    size = tf.shape(indices)[0]
     summed = tf.math.unsorted_segment_sum(tf.gather(values, order), slot, size)
     ids = tf.math.unsorted_segment_max(sorted_ids, slot, size)
     used = tf.range(size) <= slot[-1]  # empty slots hold the dtype's lowest value

@@ -181,7 +181,7 @@ def test_batches_cover_every_entry_once_and_pad_with_weight_zero():
 
 def test_glove_settings_leave_word2vec_ones_out_of_the_cache_key():
     glove = settings_from(compose("pretrain", ["method=keras_glove"]))
-    assert (glove.arch, glove.window, glove.learning_rate) == ("glove", 10, 0.05)
+    assert (glove.arch, glove.window, glove.learning_rate) == ("glove", 10, 0.2)
     assert (glove.x_max, glove.alpha, glove.initial_accumulator) == (100.0, 0.75, 0.1)
     assert glove.sg is None and glove.negative is None and glove.sample is None
     unused = settings_from(compose("pretrain", ["method=keras_glove", "negative=15"]))

@@ -264,7 +264,7 @@ def train_mittens_glove(
         alpha=settings.alpha,
         max_iter=settings.epochs,
         learning_rate=settings.learning_rate,
-        display_progress=0,
+        display_progress=10,  # its own progress line on stderr, every 10 steps
         test_mode=True,  # the only way mittens takes given starting weights
     )
     # mittens has no padding row; it sees rows and columns 1.. of the matrix

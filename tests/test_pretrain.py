@@ -168,6 +168,7 @@ def test_embedding_configs_point_where_pretrain_writes():
         "word2vec-sg-imdb-300d": ["method=gensim", "sg=1"],
         "sgns-keras-imdb-300d": ["method=keras_sgns"],
         "cbow-keras-imdb-300d": ["method=keras_cbow"],
+        "glove-keras-imdb-300d": ["method=keras_glove"],
     }
     for embedding, method in pairs.items():
         run_cfg = compose("config", [f"embedding={embedding}"])

@@ -1,10 +1,13 @@
-"""Train word2vec or fastText on an unlabelled corpus: in Keras, or with gensim for comparison.
+"""Train word2vec, fastText or GloVe on an unlabelled corpus: in Keras, or with gensim or
+mittens for comparison.
 
     embcompare pretrain method=keras_sgns corpus=imdb_unsup
     embcompare pretrain method=gensim sg=1 corpus=imdb_unsup
     embcompare pretrain method=keras_fasttext corpus=imdb_unsup
+    embcompare pretrain method=keras_glove corpus=imdb_unsup
+    embcompare pretrain method=mittens_glove corpus=imdb_unsup max_words=5000
 
-The Keras methods show that a Keras `Embedding` can itself be trained as word2vec
+The Keras word2vec methods show that a Keras `Embedding` can itself be trained as word2vec
 (Mikolov et al. 2013): one Embedding holds the word vectors, a second one the output vectors,
 and a dot product scored by a sigmoid separates observed (word, context) pairs from `negative`
 noise words drawn from the unigram distribution raised to 0.75. As in word2vec.c:
@@ -22,6 +25,10 @@ padded with zero-weight examples, and it is never drawn as a noise word.
 fastText (method=keras_fasttext, gensim_fasttext; Bojanowski et al. 2017) is skip-gram whose
 input vector for a word is the mean of its own row and its character n-grams' rows
 (fasttext.py), so that words never seen get vectors from their n-grams.
+
+GloVe (method=keras_glove; Pennington et al. 2014) is four Keras Embeddings fitted to the log
+co-occurrence counts (cooccurrence.py, glove.py); method=mittens_glove trains the same
+objective with mittens, in NumPy, on the dense matrix of the `max_words` most frequent words.
 
 Vectors go to ${paths.cache_dir}/pretrained/<engine>-<arch>-<corpus>-<dim>d/ (vectors.npy +
 words.txt, read by `format: npy_words`) with pretrain.json (settings, corpus size, wall time,
@@ -41,7 +48,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from embcompare.errors import EmbcompareError
 from embcompare.vectors.pretraining.corpus import encode_corpus
-from embcompare.vectors.pretraining.engines import train_gensim, train_keras
+from embcompare.vectors.pretraining.engines import (
+    check_mittens_memory,
+    train_gensim,
+    train_glove,
+    train_keras,
+)
 from embcompare.vectors.pretraining.settings import cached_report, output_dir, settings_from
 
 
@@ -85,6 +97,8 @@ def pretrain(cfg: DictConfig) -> dict:
     from embcompare.vectors.pretrained import FASTTEXT_MODEL_FILE, write_cache
 
     settings = settings_from(cfg)
+    if settings.engine == "mittens":  # before the corpus is read: a k too large fails at once
+        check_mittens_memory(settings.max_words, float(cfg.mittens_max_gib))
     directory = output_dir(cfg, settings)
     cached = cached_report(directory, settings, bool(cfg.overwrite))
     if cached is not None:
@@ -98,6 +112,9 @@ def pretrain(cfg: DictConfig) -> dict:
     trained = time.perf_counter()
     if settings.engine == "gensim":
         result = train_gensim(documents, settings)
+    elif settings.arch == "glove":
+        corpus = encode_corpus(documents, settings.min_count)
+        result = train_glove(corpus, settings, bool(cfg.jit_compile))
     else:
         corpus = encode_corpus(documents, settings.min_count)
         result = train_keras(corpus, settings, bool(cfg.jit_compile))

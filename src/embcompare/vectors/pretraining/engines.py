@@ -1,14 +1,21 @@
-"""The two engines that train word2vec and fastText: the Keras models of objectives.py and
-fasttext.py, and gensim."""
+"""The engines: word2vec and fastText trained as the Keras models of objectives.py and
+fasttext.py or by gensim, and GloVe trained as the Keras model of glove.py or by mittens, both
+on the counts of cooccurrence.py."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import time
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse
 from tqdm import tqdm
 
+from embcompare.errors import EmbcompareError
 from embcompare.io import prefetch
+from embcompare.vectors.pretraining.cooccurrence import count_cooccurrences, top_words
 from embcompare.vectors.pretraining.corpus import EncodedCorpus
 from embcompare.vectors.pretraining.fasttext import (
     build_fasttext_model,
@@ -16,6 +23,15 @@ from embcompare.vectors.pretraining.fasttext import (
     to_gensim_fasttext,
     with_subword_inputs,
     word_vectors,
+)
+from embcompare.vectors.pretraining.glove import (
+    Entries,
+    GloveTables,
+    SparseAdagrad,
+    build_glove_model,
+    entry_batches,
+    glove_objective,
+    nonzero_entries,
 )
 from embcompare.vectors.pretraining.objectives import (
     build_word2vec_model,
@@ -151,3 +167,142 @@ def gensim_sentences(documents: Sequence[Sequence[str]]) -> list[Sequence[str]]:
         for tokens in documents
         for start in range(0, len(tokens), MAX_WORDS_IN_BATCH)
     ]
+
+
+def train_glove(corpus: EncodedCorpus, settings: Settings, jit_compile: bool) -> dict:
+    """GloVe by `settings.engine` on the co-occurrence counts of `corpus`, restricted to the
+    `max_words` most frequent words when set."""
+    started = time.perf_counter()
+    full = count_cooccurrences(corpus, settings.window)
+    matrix = top_words(full, settings.max_words)
+    counted = time.perf_counter() - started
+    print(f"co-occurrences: {full.nnz} nonzeros in {counted:.1f}s; {matrix.nnz} kept")
+    entries = nonzero_entries(matrix, settings.x_max, settings.alpha)
+    if settings.engine == "keras":
+        tables, losses = train_keras_glove(entries, matrix.shape[0], settings, jit_compile)
+    else:
+        tables, losses = train_mittens_glove(matrix, settings)
+    return {
+        "words": corpus.words[: matrix.shape[0] - 1],
+        "vectors": tables.word_vectors_kept(),
+        "details": {
+            "nonzeros": full.nnz,
+            "nonzeros_kept": matrix.nnz,
+            "cooccurrence_seconds": counted,
+            "loss_per_epoch": losses,
+            "final_loss": glove_objective(entries, tables),
+        },
+    }
+
+
+def train_keras_glove(
+    entries: Entries,
+    rows: int,
+    settings: Settings,
+    jit_compile: bool,
+    initial: GloveTables | None = None,
+) -> tuple[GloveTables, list[float]]:
+    """AdaGrad over the shuffled entries in batches of `batch_size`; returns the tables and J
+    summed over each epoch's batches (each taken before its step, as glove.c and mittens
+    report it). `initial` replaces glove.c's random start, for comparisons."""
+    import keras
+
+    keras.utils.set_random_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    model = build_glove_model(rows, settings.dim, settings.seed)
+    if initial is not None:
+        initial.assign_to(model)
+    trainer = SparseAdagrad(
+        model, settings.learning_rate, settings.initial_accumulator, jit_compile
+    )
+    losses = []
+    with tqdm(total=settings.epochs * len(entries), unit="pair", unit_scale=True) as bar:
+        for epoch in range(settings.epochs):
+            loss = 0.0
+            batches = entry_batches(entries, settings.batch_size, rng)
+            for batch in prefetch(batches, PREFETCH_BATCHES):
+                loss += trainer(batch)
+                bar.update(int((batch.weights > 0).sum()))
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss / len(entries):.4f}")
+            losses.append(loss)
+    return GloveTables.of(model), losses
+
+
+MITTENS_DENSE_ARRAYS = 9  # k x k float64 arrays mittens holds at once (peak measured: 8.3)
+
+
+def check_mittens_memory(max_words: int | None, limit_gib: float) -> None:
+    """mittens works on the dense k x k matrix: refuse a k whose arrays would not fit."""
+    if max_words is None:
+        raise EmbcompareError(
+            "method=mittens_glove needs max_words=<k>: mittens trains on the dense k x k "
+            "co-occurrence matrix of the k most frequent words"
+        )
+    needed = MITTENS_DENSE_ARRAYS * 8 * max_words**2 / 2**30
+    if needed > limit_gib:
+        largest = int((limit_gib * 2**30 / (MITTENS_DENSE_ARRAYS * 8)) ** 0.5)
+        raise EmbcompareError(
+            f"max_words={max_words}: mittens would hold {MITTENS_DENSE_ARRAYS} dense "
+            f"{max_words} x {max_words} float64 arrays, {needed:.1f} GiB, over "
+            f"mittens_max_gib={limit_gib:g}; use max_words<={largest} or raise mittens_max_gib"
+        )
+
+
+def train_mittens_glove(
+    matrix: scipy.sparse.csr_matrix, settings: Settings, initial: GloveTables | None = None
+) -> tuple[GloveTables, list[float]]:
+    """mittens' NumPy GloVe: full-batch AdaGrad (every step sees the whole matrix), its sums
+    starting at 0.1, for `epochs` steps. Started from `initial`, else from mittens' own
+    Xavier-uniform init drawn with `seed` (mittens would reseed NumPy from the clock)."""
+    numpy_glove = import_numpy_mittens()
+    words = matrix.shape[0] - 1
+    if initial is None:
+        initial = mittens_initial_tables(words, settings.dim, np.random.default_rng(settings.seed))
+    glove = numpy_glove(
+        n=settings.dim,
+        xmax=settings.x_max,
+        alpha=settings.alpha,
+        max_iter=settings.epochs,
+        learning_rate=settings.learning_rate,
+        display_progress=10,  # its own progress line on stderr, every 10 steps
+        test_mode=True,  # the only way mittens takes given starting weights
+    )
+    # mittens has no padding row; it sees rows and columns 1.. of the matrix
+    start = {
+        name: np.array(table[1:], dtype=np.float64)  # copies: mittens updates them in place
+        for name, table in zip(("W", "C", "bw", "bc"), initial.as_tuple(), strict=True)
+    }
+    glove.fit(matrix[1:, 1:].toarray(), fixed_initialization=start)
+    trained = GloveTables(*(_with_padding_row(t) for t in (glove.W, glove.C, glove.bw, glove.bc)))
+    return trained, [float(error) for error in glove.errors]
+
+
+def mittens_initial_tables(words: int, dim: int, rng: np.random.Generator) -> GloveTables:
+    """mittens' own start: Xavier-uniform U(-r, r), r = sqrt(6 / (rows + columns)) of each
+    table (words x dim vectors, words x 1 biases)."""
+
+    def uniform(columns: int) -> np.ndarray:
+        reach = np.sqrt(6.0 / (words + columns))
+        return _with_padding_row(rng.uniform(-reach, reach, size=(words, columns)))
+
+    return GloveTables(uniform(dim), uniform(dim), uniform(1), uniform(1))
+
+
+def _with_padding_row(table: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros((1, table.shape[1])), table]).astype(np.float32)
+
+
+def import_numpy_mittens():
+    """mittens' NumPy GloVe class, imported without running `mittens/__init__.py`: that
+    imports mittens' TensorFlow version, which turns TensorFlow's eager execution off for the
+    whole process and so breaks every Keras model after it. The package is registered
+    unexecuted, so a later `import mittens` in this process gets it empty."""
+    spec = importlib.util.find_spec("mittens")
+    if spec is None:
+        raise EmbcompareError(
+            "method=mittens_glove needs the mittens package: pip install 'mittens==0.2' "
+            "(or the project's extra: pip install -e '.[mittens]')"
+        )
+    if "mittens" not in sys.modules:
+        sys.modules["mittens"] = importlib.util.module_from_spec(spec)
+    return importlib.import_module("mittens.np_mittens").GloVe

@@ -19,11 +19,14 @@ from embcompare.errors import EmbcompareError
 @dataclass(frozen=True)
 class Method:
     """An engine and what it trains: `sg` fixes skip-gram (1) or CBOW (0), None lets `sg=`
-    choose; `subwords` trains fastText (words and their character n-grams)."""
+    choose; `subwords` trains fastText (words and their character n-grams); `glove` trains
+    GloVe on co-occurrence counts, which reads none of word2vec's sg, negative, sample and
+    min_learning_rate."""
 
     engine: str
     sg: int | None = None
     subwords: bool = False
+    glove: bool = False
 
 
 METHODS = {
@@ -32,6 +35,9 @@ METHODS = {
     "keras_fasttext": Method("keras", sg=1, subwords=True),
     "gensim": Method("gensim"),
     "gensim_fasttext": Method("gensim", subwords=True),
+    "keras_glove": Method("keras", glove=True),
+    # mittens' AdaGrad starts its sums at 0.1 and takes the whole matrix per step: no batches
+    "mittens_glove": Method("mittens", glove=True),
 }
 
 
@@ -45,15 +51,15 @@ class Settings:
 
     method: str
     corpus: str
-    sg: int
+    sg: int | None  # None, as the three below, for GloVe
     dim: int
     window: int
-    negative: int
+    negative: int | None
     min_count: int
     epochs: int
-    sample: float
+    sample: float | None
     learning_rate: float
-    min_learning_rate: float
+    min_learning_rate: float | None
     batch_size: int | None
     seed: int
     max_tokens: int | None
@@ -62,6 +68,12 @@ class Settings:
     min_n: int | None = None
     max_n: int | None = None
     bucket: int | None = None
+    # GloVe only (None otherwise): f(x)'s x_max and alpha, the words kept, and keras_glove's
+    # AdaGrad starting sum
+    x_max: float | None = None
+    alpha: float | None = None
+    max_words: int | None = None
+    initial_accumulator: float | None = None
 
     @property
     def engine(self) -> str:
@@ -73,11 +85,14 @@ class Settings:
 
     @property
     def arch(self) -> str:
+        if METHODS[self.method].glove:
+            return "glove"
         return "sgns" if self.sg else "cbow"
 
     @property
     def model_name(self) -> str:
-        """What was trained, as the cache directory names it: 'sgns', 'cbow', 'fasttext-sgns'."""
+        """What was trained, as the cache directory names it: 'sgns', 'cbow', 'fasttext-sgns',
+        'glove'."""
         return f"fasttext-{self.arch}" if self.subwords else self.arch
 
     def as_dict(self) -> dict:
@@ -88,31 +103,53 @@ def settings_from(cfg: DictConfig) -> Settings:
     method = cfg.method
     if method not in METHODS:
         raise EmbcompareError(f"method={method!r} is unknown; choose one of {sorted(METHODS)}")
-    engine, fixed_sg = METHODS[method].engine, METHODS[method].sg
-    sg = cfg.sg
-    if sg not in (0, 1) or (fixed_sg is not None and sg != fixed_sg):
-        allowed = "0 or 1" if fixed_sg is None else str(fixed_sg)
-        raise EmbcompareError(f"sg={cfg.sg} does not fit method={method}: use sg={allowed}")
+    engine = METHODS[method].engine
+    # settings a method does not read stay None: changing them must not invalidate its cache
+    own = _glove_settings(cfg, engine) if METHODS[method].glove else _word2vec_settings(cfg)
     subwords = _subword_settings(cfg) if METHODS[method].subwords else {}
     return Settings(
         method=method,
         corpus=cfg.corpus.name,
-        sg=int(sg),
         dim=_positive_int(cfg, "dim"),
         window=_positive_int(cfg, "window"),
-        negative=_positive_int(cfg, "negative"),
         min_count=_positive_int(cfg, "min_count"),
         epochs=_positive_int(cfg, "epochs"),
-        sample=_number(cfg, "sample"),
         learning_rate=_number(cfg, "learning_rate"),
-        min_learning_rate=_number(cfg, "min_learning_rate"),
         # gensim has no batches: leaving the size out keeps it from invalidating gensim's cache
         batch_size=_positive_int(cfg, "batch_size") if engine == "keras" else None,
         seed=int(_number(cfg, "seed")),
         max_tokens=None if cfg.max_tokens is None else _positive_int(cfg, "max_tokens"),
         workers=_positive_int(cfg, "workers") if engine == "gensim" else None,
+        **own,
         **subwords,
     )
+
+
+def _word2vec_settings(cfg: DictConfig) -> dict:
+    fixed_sg = METHODS[cfg.method].sg
+    if cfg.sg not in (0, 1) or (fixed_sg is not None and cfg.sg != fixed_sg):
+        allowed = "0 or 1" if fixed_sg is None else str(fixed_sg)
+        raise EmbcompareError(f"sg={cfg.sg} does not fit method={cfg.method}: use sg={allowed}")
+    return {
+        "sg": int(cfg.sg),
+        "negative": _positive_int(cfg, "negative"),
+        "sample": _number(cfg, "sample"),
+        "min_learning_rate": _number(cfg, "min_learning_rate"),
+    }
+
+
+def _glove_settings(cfg: DictConfig, engine: str) -> dict:
+    word2vec_only = dict.fromkeys(["sg", "negative", "sample", "min_learning_rate"])
+    return {
+        **word2vec_only,
+        "x_max": _positive_number(cfg, "x_max"),
+        "alpha": _number(cfg, "alpha"),
+        "max_words": None if cfg.max_words is None else _positive_int(cfg, "max_words"),
+        # mittens fixes its own (0.1)
+        "initial_accumulator": (
+            _positive_number(cfg, "initial_accumulator") if engine == "keras" else None
+        ),
+    }
 
 
 def _subword_settings(cfg: DictConfig) -> dict[str, int]:
@@ -133,6 +170,13 @@ def _number(cfg: DictConfig, key: str) -> float:
     value = cfg[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise EmbcompareError(f"{key}={value!r} must be a number >= 0")
+    return float(value)
+
+
+def _positive_number(cfg: DictConfig, key: str) -> float:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise EmbcompareError(f"{key}={value!r} must be a number > 0")
     return float(value)
 
 

@@ -271,10 +271,10 @@ def test_keras_glove_follows_mittens_step_for_step_on_imdb(data_dir, mirror):
     mittens takes the whole matrix in every AdaGrad step, so Keras does too here
     (batch_size = all nonzero entries) and both start from the same weights: the same passes
     in the same order. The first 2M IMDB tokens, their 2,000 most frequent words (1.7M
-    nonzeros), 50d, 15 steps: about 100 s and 4 GB here. The words are fewer than the issue's
-    5,000 because a full-batch Keras step holds every entry's vectors at once (3.7M entries
-    and 12 s a step at 5,000 words); the batched training that keras_glove does by default
-    is compared with mittens in docs/reference.md, not here."""
+    nonzeros), 50d, 15 steps: 30 s (100 s on a busy machine) and 4 GB here. The words are
+    fewer than the issue's 5,000 because a full-batch Keras step holds every entry's vectors
+    at once (3.7M entries and 12 s a step at 5,000 words); the batched training that
+    keras_glove does by default is compared with mittens in docs/reference.md, not here."""
     shared = [
         "corpus=imdb_unsup",
         "max_tokens=2000000",
@@ -290,10 +290,13 @@ def test_keras_glove_follows_mittens_step_for_step_on_imdb(data_dir, mirror):
     corpus = encode_corpus(documents, mittens_settings.min_count)
     matrix = top_words(count_cooccurrences(corpus, window=10), 2000)
     entries = nonzero_entries(matrix, x_max=100, alpha=0.75)
+    # mittens' rate (0.05, glove.c's), not keras_glove's batched default, and one batch
     keras_settings = dataclasses.replace(
         settings_from(compose("pretrain", ["method=keras_glove", *shared])),
         batch_size=len(entries),
+        learning_rate=mittens_settings.learning_rate,
     )
+    assert keras_settings.initial_accumulator == 0.1  # mittens' AdaGrad starting sum
     start = GloveTables.of(build_glove_model(matrix.shape[0], 50, seed=1))
 
     keras_tables, keras_losses = train_keras_glove(

@@ -288,6 +288,8 @@ def test_a_signal_stops_a_joblib_sweep_and_its_workers(tmp_path, data_dir, mirro
         ],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
+        # a shell's background job starts with SIGINT ignored, which the sweep would inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline, workers = time.monotonic() + 300, set()
     while len(workers) < 2 or not list(tmp_path.glob("smoke/runs/*/.hydra")):

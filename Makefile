@@ -12,7 +12,7 @@ DATASET ?=
 N_JOBS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)))')
 LAUNCHER = $(if $(filter-out 1,$(N_JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(N_JOBS))
 
-.PHONY: setup data run sweep report reproduce tune bench pretrain test test-fast clean
+.PHONY: setup data run sweep report reproduce tune bench pretrain families test test-fast clean
 
 setup: $(STAMP)
 
@@ -58,12 +58,30 @@ tune: data
 bench: data
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
-# Word2vec on the 50k unlabelled IMDB reviews: gensim CBOW and skip-gram, and skip-gram trained
-# as two Keras Embedding layers; each prints its word-similarity scores. Cached: reruns are free.
+# Every family of vectors on the 50k unlabelled IMDB reviews, 300d, each from its reference engine
+# and trained as Keras Embeddings: word2vec CBOW and skip-gram (gensim, Keras), fastText
+# skip-gram (gensim, Keras), GloVe (mittens on the 5,000 most frequent words, Keras); each prints
+# its word-similarity scores. Cached: reruns are free. About 4 h of one core here in all.
 pretrain: data
 	$(BIN)/embcompare pretrain method=gensim corpus=imdb_unsup
 	$(BIN)/embcompare pretrain method=gensim sg=1 corpus=imdb_unsup
 	$(BIN)/embcompare pretrain method=keras_sgns corpus=imdb_unsup
+	$(BIN)/embcompare pretrain method=keras_cbow corpus=imdb_unsup
+	$(BIN)/embcompare pretrain method=gensim_fasttext corpus=imdb_unsup
+	$(BIN)/embcompare pretrain method=keras_fasttext corpus=imdb_unsup
+	$(BIN)/embcompare pretrain method=keras_glove corpus=imdb_unsup
+	$(BIN)/embcompare pretrain method=mittens_glove corpus=imdb_unsup
+
+# The families experiment (experiments/families.yaml) on the vectors of `make pretrain`: every
+# family static and nonstatic, rand at 300d with both inits, fastText's subword vectors for
+# unseen words; then results/families/report.md.
+FAMILY_RAND ?= word2vec-sg-imdb-300d
+families: pretrain
+	$(BIN)/embcompare run -m experiment=families $(LAUNCHER)
+	$(BIN)/embcompare run -m experiment=families embedding=$(FAMILY_RAND) setup=rand,rand_kim $(LAUNCHER)
+	$(BIN)/embcompare run -m experiment=families embedding=fasttext-imdb-300d,fasttext-keras-imdb-300d \
+		embedding.unseen=subwords $(LAUNCHER)
+	$(BIN)/embcompare report experiment=families
 
 # Both tiers: ruff, the fast tier (configs composed and tiny runs done in-process) and the slow
 # tier (the CLI, launchers and Ray in subprocesses, real training). CI (.ci/run) calls this.

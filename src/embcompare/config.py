@@ -28,6 +28,7 @@ _NOT_IN_RUN_KEY = (
     "logger",
     "paths",
     "report_claims",
+    "report_families",
     "report_paper",
     "tune",  # how `embcompare tune` searches; a run's own values carry what it found
     "verbose",

@@ -1,6 +1,7 @@
 """The engines of `embcompare pretrain` side by side: one row per pretraining output, and for
-each Keras SGNS run a bootstrap interval of its Spearman as a share of gensim skip-gram's on
-the same corpus and dimension (claim (d) reads both)."""
+each Keras objective a bootstrap interval of its Spearman as a share of its reference engine's
+(gensim's word2vec and fastText, mittens' GloVe) on the same corpus and dimension (claim (d)
+reads the skip-gram rows, the families report all of them)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from embcompare.analysis.measures import bootstrap_spearmans
-from embcompare.analysis.similarity import Space, pair_cosines, pair_rows
+from embcompare.analysis.similarity import Space, pair_cosines, pair_rows, spearman
 from embcompare.analysis.word_benchmarks import WordPairs
 from embcompare.vectors.pretrained import read_cache
 
-RATIO_BENCHMARKS = ("ws353", "simlex999")
+RATIO_BENCHMARKS = ("ws353", "simlex999", "men")
 
 
 PRETRAINING_COLUMNS = ["name", "method", "arch", "corpus", "dim", "tokens", "train_seconds"]
@@ -53,24 +54,35 @@ def with_ratio_intervals(
     resamples: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Add `<bench>_ratio_ci_low/high` to each Keras SGNS row that has exactly one gensim
-    skip-gram partner: the 95% percentile interval of rho(Keras) / rho(gensim) over the same
-    bootstrap resamples of the pairs both vocabularies cover."""
+    """Add `<bench>_ratio_ci_low/high` to each Keras row that has exactly one reference partner
+    (the same objective by gensim or mittens, same corpus and dimension): the 95% percentile
+    interval of rho(Keras) / rho(reference) over the same bootstrap resamples of the pairs
+    both vocabularies cover."""
     table = table.copy()
-    gensim = table[(table["method"] == "gensim") & (table["arch"] == "sgns")]
-    for index, ours in table[table["method"] == "keras_sgns"].iterrows():
-        partner = gensim[(gensim["corpus"] == ours["corpus"]) & (gensim["dim"] == ours["dim"])]
-        if len(partner) != 1:
+    for index, ours in table[table["method"].str.startswith("keras_")].iterrows():
+        partner = reference_of(table, ours)
+        if partner is None:
             continue
-        spaces = [
-            _space(Path(pretrained_dir) / name, lowercase)
-            for name in (ours["name"], partner.iloc[0]["name"])
-        ]
+        names = (ours["name"], partner["name"])
+        spaces = [_space(Path(pretrained_dir) / name, lowercase) for name in names]
         for bench in RATIO_BENCHMARKS:
             if bench in benchmarks:
                 low, high = ratio_interval(spaces, benchmarks[bench], resamples, seed)
-                table.loc[index, [f"{bench}_ratio_ci_low", f"{bench}_ratio_ci_high"]] = low, high
+                ratio, shared = shared_pair_ratio(spaces, benchmarks[bench])
+                columns = [f"{bench}_ratio{end}" for end in ("", "_ci_low", "_ci_high", "_pairs")]
+                table.loc[index, columns] = ratio, low, high, shared
     return table
+
+
+def reference_of(table: pd.DataFrame, keras_row) -> pd.Series | None:
+    """The one reference-engine row (not Keras) of the same objective, corpus and dimension."""
+    same = table[
+        ~table["method"].str.startswith("keras_")
+        & (table["arch"] == keras_row["arch"])
+        & (table["corpus"] == keras_row["corpus"])
+        & (table["dim"] == keras_row["dim"])
+    ]
+    return same.iloc[0] if len(same) == 1 else None
 
 
 def _space(directory: Path, lowercase: bool) -> Space:
@@ -82,16 +94,25 @@ def ratio_interval(
     spaces: list[Space], pairs: WordPairs, resamples: int, seed: int
 ) -> tuple[float, float]:
     """Percentile 95% interval of rho(spaces[0]) / rho(spaces[1]) over pair resamples."""
-    cosines, covered = [], np.ones(len(pairs), dtype=bool)
-    for space in spaces:
-        first, second, known = pair_rows(space, pairs)
-        covered &= known
-        cosines.append((first, second, space))
-    gold = pairs.gold[covered]
-    ours, theirs = (
-        pair_cosines(space, first[covered], second[covered]) for first, second, space in cosines
-    )
+    gold, ours, theirs = _shared_pair_cosines(spaces, pairs)
     picks = np.random.default_rng(seed).integers(0, len(gold), size=(resamples, len(gold)))
     ratios = bootstrap_spearmans(gold, ours, picks) / bootstrap_spearmans(gold, theirs, picks)
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
+
+
+def shared_pair_ratio(spaces: list[Space], pairs: WordPairs) -> tuple[float, int]:
+    """rho(spaces[0]) / rho(spaces[1]) on the pairs both cover, and how many those are."""
+    gold, ours, theirs = _shared_pair_cosines(spaces, pairs)
+    return float(spearman(gold, ours) / spearman(gold, theirs)), len(gold)
+
+
+def _shared_pair_cosines(spaces: list[Space], pairs: WordPairs):
+    """Gold scores and each space's cosines on the pairs that every space covers."""
+    rows, covered = [], np.ones(len(pairs), dtype=bool)
+    for space in spaces:
+        first, second, known = pair_rows(space, pairs)
+        covered &= known
+        rows.append((first, second, space))
+    cosines = [pair_cosines(space, one[covered], two[covered]) for one, two, space in rows]
+    return pairs.gold[covered], *cosines

@@ -249,3 +249,66 @@ def training_curve(
     loss_axis.set_title(title, fontsize=10)
     loss_axis.grid(alpha=0.3)
     return _save(figure, out_dir, "training_curve")
+
+
+FAMILY_MARKERS = {"static": "o", "nonstatic": "^", "rand": "s", "rand_kim": "D"}
+
+
+def _family_colours(labels: list[str]) -> dict[str, str]:
+    palette = plt.get_cmap("tab20").colors
+    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+
+
+def _family_label(row) -> str:
+    return row["family"] if row["engine"] in ("published", "the task's loss") else (
+        f"{row['family']} ({row['engine']})"
+    )
+
+
+def family_holdings(points: pd.DataFrame, out_dir: Path, stem: str = "families_meaning_polarity"):
+    """Word meaning (SimLex-999 on seen pairs) against task polarity (lexicon probe above its
+    majority rate), one marker per family and role, 95% CIs over seeds as bars."""
+    figure, axis = plt.subplots(figsize=(8, 5.5))
+    labels = list(dict.fromkeys(_family_label(row) for _, row in points.iterrows()))
+    colours = _family_colours(labels)
+    for _, row in points.iterrows():
+        label = _family_label(row)
+        axis.errorbar(
+            row["simlex999_seen_spearman"], row["probe_gain"],
+            xerr=row["simlex999_seen_spearman_ci95"], yerr=row["probe_gain_ci95"],
+            fmt=FAMILY_MARKERS.get(row["setup"], "o"), color=colours[label], capsize=2,
+            markersize=7, label=f"{label}: {row['setup']}",
+        )  # fmt: skip
+    axis.axvline(0, color="grey", linewidth=0.8)
+    axis.axhline(0, color="grey", linewidth=0.8)
+    axis.set_xlabel("word meaning: SimLex-999 Spearman on pairs seen in training")
+    axis.set_ylabel("task polarity: lexicon probe accuracy minus majority rate")
+    axis.set_title("What each family's rows hold after the task (n = all)", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _save(figure, out_dir, stem)
+
+
+def family_curves(points: pd.DataFrame, out_dir: Path, stem: str = "families_accuracy_vs_n"):
+    """Test accuracy against n, one line per family: static left, nonstatic right, the
+    task-trained rand lines in both."""
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    points = points.assign(label=[_family_label(row) for _, row in points.iterrows()])
+    colours = _family_colours(list(dict.fromkeys(points["label"])))
+    task = points["setup"].isin(["rand", "rand_kim"])
+    for axis, setup in zip(axes, ("static", "nonstatic"), strict=True):
+        shown = points[(points["setup"] == setup) | task]
+        for (label, line_setup), frame in shown.groupby(["label", "setup"], sort=False):
+            colour = "black" if line_setup in ("rand", "rand_kim") else colours[label]
+            style = {"rand": "--", "rand_kim": ":"}.get(line_setup, "-")
+            frame = frame.sort_values("n_train")
+            x, mean = frame["n_train"].to_numpy(), 100 * frame["test_accuracy"].to_numpy()
+            half = 100 * frame["test_accuracy_ci95"].to_numpy()
+            axis.plot(x, mean, style, marker=FAMILY_MARKERS.get(line_setup, "o"), color=colour,
+                      markersize=4, label=f"{label}, {line_setup}" if line_setup != setup
+                      else label)  # fmt: skip
+            if np.isfinite(half).any():
+                axis.fill_between(x, mean - half, mean + half, alpha=0.12, color=colour)
+        _log_n_axis(axis, "test accuracy, % (mean, 95% CI over seeds)", f"{setup} and rand")
+        axis.legend(fontsize=6)
+    return _save(figure, out_dir, stem)

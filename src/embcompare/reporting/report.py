@@ -199,10 +199,12 @@ def build(
     claims_from: Path | None = None,
     paper: str | None = None,
     benchmarks=None,
+    families_from: Path | None = None,
 ) -> tuple[Path, Path]:
     """Write the tables, figures and report of an experiment; with `claims_from` (the directory
     of pretraining outputs) the report opens with the four claims and their verdicts, with
-    `paper="kim2014"` with our numbers beside Kim (2014)'s.
+    `paper="kim2014"` with our numbers beside Kim (2014)'s, with `families_from` (the same
+    directory) with every family of vectors side by side.
 
     Runs come from `results/<name>/runs/` when it holds finished runs, else from the committed
     `results/<name>/runs.parquet`, so a fresh clone rebuilds the report without rerunning."""
@@ -223,8 +225,9 @@ def build(
     init_gaps = _init_scale_gaps(runs)
     if not init_gaps.empty:
         differences = pd.concat([differences, init_gaps], ignore_index=True)
+    pretrained_dir = claims_from or families_from
     pretraining = (
-        _pretraining(out_dir, claims_from, benchmarks) if claims_from is not None else None
+        _pretraining(out_dir, pretrained_dir, benchmarks) if pretrained_dir is not None else None
     )
     _write_tables(out_dir, every_run, summary, differences, failures, pretraining)
 
@@ -234,6 +237,8 @@ def build(
         _tuning_section(report, every_run, tuning, out_dir)
     if claims_from is not None:
         _claims_section(report, runs, differences, pretraining)
+    if families_from is not None:
+        _families_section(report, runs, pretraining, out_dir)
     if paper is not None:
         _paper_section(report, paper, runs, summary, runs_dir if from_runs else None, out_dir)
     _findings(report, summary, differences)
@@ -666,6 +671,62 @@ def _claims_section(report, runs, differences, pretraining) -> None:
     _verdict(report, claims.keras_word2vec(pretraining), "")
 
 
+def _families_section(report, runs, pretraining, out_dir: Path) -> None:
+    from embcompare.analysis import families
+
+    report.heading("Is a task-trained Embedding like word2vec, GloVe or fastText?")
+    report.paragraph(
+        "Every row is scored the same way, at n = all: word-similarity Spearman on the "
+        "benchmark pairs whose two words were each seen at least 5 times in training (the "
+        "run's own seen pairs that its vectors cover; mean over seeds, with the mean of each "
+        "run's 95% bootstrap interval over pairs), the share of Google analogies solved "
+        "(pretrained rows only: most analogy words of a rand matrix are rows no gradient "
+        "reached), and how far a logistic probe predicts a word's human-rated polarity "
+        "(VADER) from its row, above the majority rate (95% CI over seeds). 'as pretrained' is "
+        "the static setup (its rows never change), 'fine-tuned' the nonstatic one."
+    )
+    holdings = families.holdings_table(runs)
+    write_text_atomic(out_dir / "families.csv", holdings.to_csv(index=False))
+    report.table(holdings)
+    points = families.holdings_points(runs)
+    if not points.empty:
+        report.figure(
+            plot.family_holdings(points, out_dir / "figures"),
+            "Word meaning against task polarity, by family (n = all)",
+            out_dir,
+        )
+    report.heading("Each objective as a Keras Embedding, against its reference engine", 3)
+    engine_rows = families.engine_table(pretraining if pretraining is not None else pd.DataFrame())
+    if engine_rows.empty:
+        report.paragraph("No pretraining outputs with both engines: run `make pretrain` first.")
+    else:
+        report.paragraph(
+            "Whole-benchmark Spearman of the vectors `make pretrain` wrote (each on the pairs its "
+            "own vocabulary covers), then Keras's share of the reference on the pairs both "
+            f"cover, with a 95% bootstrap CI over pairs; the goal is a share of at least "
+            f"{families.QUALITY_SHARE:g} in at most {families.TIME_RATIO:g}x the time. Times are "
+            "one run each, on 2 shared cores."
+        )
+        report.table(engine_rows)
+        report.bullets([check.sentence() for check in families.engine_checks(pretraining)])
+    report.heading("Test accuracy by family and n", 3)
+    report.paragraph("Test accuracy in %, mean [95% CI] over seeds.")
+    report.table(families.curve_table(runs))
+    report.figure(
+        plot.family_curves(families.curve_points(runs), out_dir / "figures"),
+        "Test accuracy vs n by family",
+        out_dir,
+    )
+    report.heading("Words the vectors never saw: fastText's subword vectors", 3)
+    report.paragraph(
+        "Test accuracy in % on the test sentences that hold at least one word the vectors' "
+        "word list lacks (static setup), with that word's row random (U(-a, a), as Kim) or "
+        "built by fastText from its character n-grams; then the paired subword gain."
+    )
+    report.table(families.oov_table(runs))
+    report.bullets([check.sentence() for check in families.subword_checks(runs)])
+
+
 def _verdict(report: Report, verdict, where: str) -> None:
     report.heading(f"{verdict.claim}{where}: {verdict.label}", 3)
     report.bullets([check.sentence() for check in verdict.checks] + verdict.notes)
@@ -741,13 +802,14 @@ def main(overrides: list[str]) -> int:
 
     cfg = compose("config", overrides)  # an unknown experiment name is one error line
     check_name("name", cfg.name)  # a directory under the results dir, never outside it
-    claims_from = Path(cfg.paths.cache_dir) / "pretrained" if cfg.get("report_claims") else None
+    pretrained_dir = Path(cfg.paths.cache_dir) / "pretrained"
     md_path, html_path = build(
         cfg.name,
         Path(cfg.paths.results_dir),
-        claims_from,
+        pretrained_dir if cfg.get("report_claims") else None,
         cfg.get("report_paper"),
         benchmarks=lambda: _similarity_pairs(cfg),
+        families_from=pretrained_dir if cfg.get("report_families") else None,
     )
     print(f"wrote {md_path} and {html_path}")
     return 0

@@ -138,23 +138,9 @@ def gensim_model(settings: Settings):
     hyperparameters, FastText its n-gram settings as well."""
     from gensim.models import FastText, Word2Vec
 
-    word2vec_arguments = dict(
-        vector_size=settings.dim,
-        window=settings.window,
-        negative=settings.negative,
-        min_count=settings.min_count,
-        sample=settings.sample,
-        sg=settings.sg,
-        alpha=settings.learning_rate,
-        min_alpha=settings.min_learning_rate,
-        seed=settings.seed,
-        workers=settings.workers,
-    )
     if not settings.subwords:
-        return Word2Vec(**word2vec_arguments)
-    return FastText(
-        **word2vec_arguments, min_n=settings.min_n, max_n=settings.max_n, bucket=settings.bucket
-    )
+        return Word2Vec(**settings.gensim_arguments())
+    return FastText(**settings.gensim_arguments(), **settings.subword_arguments())
 
 
 def gensim_sentences(documents: Sequence[Sequence[str]]) -> list[Sequence[str]]:

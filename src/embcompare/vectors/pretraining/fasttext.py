@@ -138,17 +138,7 @@ def to_gensim_fasttext(model, corpus: EncodedCorpus, table: SubwordTable, settin
     from gensim.models import FastText
 
     ours = FastText(
-        vector_size=settings.dim,
-        window=settings.window,
-        negative=settings.negative,
-        min_count=settings.min_count,
-        sample=settings.sample,
-        sg=settings.sg,
-        min_n=settings.min_n,
-        max_n=settings.max_n,
-        bucket=settings.bucket,
-        epochs=settings.epochs,
-        seed=settings.seed,
+        **settings.gensim_arguments(), **settings.subword_arguments(), epochs=settings.epochs
     )
     ours.build_vocab_from_freq(dict(zip(corpus.words, corpus.counts.tolist(), strict=True)))
     input_rows = np.asarray(model.input_vectors.embeddings)

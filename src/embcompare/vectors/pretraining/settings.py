@@ -95,6 +95,27 @@ class Settings:
         'glove'."""
         return f"fasttext-{self.arch}" if self.subwords else self.arch
 
+    def gensim_arguments(self) -> dict:
+        """gensim's Word2Vec (and FastText) arguments for these settings; FastText also takes
+        the n-gram ones (`subword_arguments`). A setting the method leaves unused (None, as
+        workers for a Keras method) keeps gensim's default."""
+        arguments = dict(
+            vector_size=self.dim,
+            window=self.window,
+            negative=self.negative,
+            min_count=self.min_count,
+            sample=self.sample,
+            sg=self.sg,
+            alpha=self.learning_rate,
+            min_alpha=self.min_learning_rate,
+            seed=self.seed,
+            workers=self.workers,
+        )
+        return {name: value for name, value in arguments.items() if value is not None}
+
+    def subword_arguments(self) -> dict:
+        return dict(min_n=self.min_n, max_n=self.max_n, bucket=self.bucket)
+
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 

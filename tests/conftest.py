@@ -87,3 +87,27 @@ def last_error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.startswith("embcompare: error:")]
     assert len(lines) == 1, f"expected one error line, got:\n{stderr[-3000:]}"
     return lines[0]
+
+
+def pretrain_settings(**changes):
+    """Settings of a tiny `embcompare pretrain` run (16-d Keras skip-gram on a synthetic corpus);
+    each test changes what it is about."""
+    from embcompare.vectors.pretraining.settings import Settings
+
+    base = dict(
+        method="keras_sgns",
+        corpus="synthetic",
+        sg=1,
+        dim=16,
+        window=2,
+        negative=3,
+        min_count=1,
+        epochs=1,
+        sample=0.0,
+        learning_rate=0.025,
+        min_learning_rate=1e-4,
+        batch_size=64,
+        seed=0,
+        max_tokens=None,
+    )
+    return Settings(**{**base, **changes})

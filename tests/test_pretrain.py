@@ -25,7 +25,7 @@ from embcompare.vectors.pretraining.settings import (
     settings_from,
 )
 
-from conftest import last_error_line, run_cli
+from conftest import last_error_line, pretrain_settings, run_cli
 
 SMALL = ["corpus=wikitext2", "max_tokens=60000", "dim=16", "epochs=1", "batch_size=512"]
 
@@ -41,23 +41,7 @@ def small_overrides(data_dir, mirror, tmp_path, *extra: str) -> list[str]:
 
 
 def settings(**changes) -> Settings:
-    base = dict(
-        method="keras_sgns",
-        corpus="synthetic",
-        sg=1,
-        dim=16,
-        window=2,
-        negative=3,
-        min_count=1,
-        epochs=1,
-        sample=0.0,
-        learning_rate=0.025,
-        min_learning_rate=1e-4,
-        batch_size=64,
-        seed=0,
-        max_tokens=None,
-    )
-    return Settings(**{**base, **changes})
+    return pretrain_settings(**changes)
 
 
 def two_group_corpus(documents: int = 400, length: int = 20, seed: int = 0) -> list[list[str]]:

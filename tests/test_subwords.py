@@ -36,25 +36,22 @@ from embcompare.vectors.pretraining.fasttext import build_fasttext_model, subwor
 from embcompare.vectors.pretraining.settings import Settings, output_dir, settings_from
 from embcompare.vectors.subwords import char_ngrams, fnv1a_hash, ngram_buckets
 
-from conftest import last_error_line, load_conf, run_cli
+from conftest import last_error_line, load_conf, pretrain_settings, run_cli
 
 TOKENS = 20_000
 UNSEEN = ["unfilmable", "rewatchability"]  # not among the 20,000 tokens: n-grams only
 
 
 def fasttext_settings(**changes) -> Settings:
-    base = dict(
+    """gensim's FastText on the first TOKENS IMDB tokens, 16-d, 5,000 buckets."""
+    imdb_fasttext = dict(
         method="gensim_fasttext",
         corpus="imdb_unsup",
-        sg=1,
-        dim=16,
         window=5,
         negative=5,
         min_count=5,
         epochs=2,
         sample=1e-3,
-        learning_rate=0.025,
-        min_learning_rate=1e-4,
         batch_size=None,
         seed=1,
         max_tokens=TOKENS,
@@ -63,7 +60,7 @@ def fasttext_settings(**changes) -> Settings:
         max_n=6,
         bucket=5000,
     )
-    return Settings(**{**base, **changes})
+    return pretrain_settings(**{**imdb_fasttext, **changes})
 
 
 @pytest.fixture(scope="module")

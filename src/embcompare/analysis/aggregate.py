@@ -228,6 +228,12 @@ def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 SETUP_ORDER = ["rand", "rand_kim", "static", "nonstatic", "multichannel"]
 
 
+def ordered_ns(runs: pd.DataFrame) -> list[str]:
+    """The training sizes present, smallest first and 'all' last."""
+    ns = {str(n) for n in runs["n"]}
+    return sorted(ns, key=lambda n: (n == "all", int(n) if n.isdigit() else 0))
+
+
 def setup_order(column: pd.Series) -> pd.Series:
     """Sort key: setups in one fixed order (others after them, by name); other columns as is."""
     if column.name != "setup":

@@ -17,10 +17,9 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
 import pandas as pd
 
-from embcompare.analysis.aggregate import mean_ci
+from embcompare.analysis.aggregate import mean_ci, ordered_ns
 from embcompare.analysis.engines import reference_of
 from embcompare.analysis.verdicts import Check, Estimate, interval
 
@@ -125,7 +124,7 @@ def curve_table(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFra
     """Test accuracy (points, mean [95% CI] over seeds) of each family and setup at each n."""
     runs = with_families(runs)
     runs = runs[runs["unseen"] == "random"]
-    ns = _ordered_ns(runs)
+    ns = ordered_ns(runs)
     rows = []
     for (family, engine, setup), group in runs.groupby(["family", "engine", "setup"]):
         row = {"family": family, "engine": engine, "setup": setup}
@@ -187,7 +186,7 @@ def oov_table(runs: pd.DataFrame, setup: str = "static") -> pd.DataFrame:
     policy and n, for one setup: where each family stands on words it never saw."""
     runs = with_families(runs)
     runs = runs[runs["setup"] == setup]
-    ns = _ordered_ns(runs)
+    ns = ordered_ns(runs)
     rows = []
     for (family, engine, unseen), group in runs.groupby(["family", "engine", "unseen"]):
         row = {"family": family, "engine": engine, "unseen words get": unseen}
@@ -314,7 +313,3 @@ def _ordered(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows).sort_values("_order", kind="stable")
     return table.drop(columns="_order").reset_index(drop=True)
 
-
-def _ordered_ns(runs: pd.DataFrame) -> list[str]:
-    ns = {str(n) for n in runs["n"]}
-    return sorted(ns, key=lambda n: (n == "all", int(n) if n.isdigit() else np.inf))

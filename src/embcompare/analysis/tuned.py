@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from embcompare.analysis.aggregate import SETUP_ORDER
+from embcompare.analysis.aggregate import SETUP_ORDER, ordered_ns
 from embcompare.analysis.verdicts import Check, Estimate, interval
 from embcompare.errors import EmbcompareError
 
@@ -85,7 +85,7 @@ def gap_table(runs: pd.DataFrame, comparisons=COMPARISONS) -> pd.DataFrame:
     inconclusive)."""
     runs = with_arms(runs)
     rows = []
-    for n in _ordered_ns(runs):
+    for n in ordered_ns(runs):
         for setup, baseline in comparisons:
             if not _has(runs, setup, n) or not _has(runs, baseline, n):
                 continue
@@ -112,12 +112,11 @@ def gap_table(runs: pd.DataFrame, comparisons=COMPARISONS) -> pd.DataFrame:
 def effect_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Tuned minus default, per setup and n, in points."""
     runs = with_arms(runs)
-    rows = []
-    for n in _ordered_ns(runs):
-        for setup in _ordered_setups(runs):
-            if _has(runs, setup, n):
-                effect = tuning_effect(runs, setup, n)
-                rows.append({"n": n, "setup": setup, "tuned - default": _points(effect)})
+    rows = [
+        {"n": n, "setup": setup, "tuned - default": _points(tuning_effect(runs, setup, n))}
+        for n, setup in _cells(runs)
+        if _has(runs, setup, n)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -125,15 +124,13 @@ def accuracy_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean test accuracy ± 95% CI per setup, n and arm."""
     runs = with_arms(runs)
     rows = []
-    for n in _ordered_ns(runs):
-        for setup in _ordered_setups(runs):
-            row = {"n": n, "setup": setup}
-            for arm in ARMS:
-                values = runs[(runs["arm"] == arm) & (runs["setup"] == setup)]
-                values = values[values["n"].astype(str) == n]["test_accuracy"]
-                estimate = interval(values.to_numpy(dtype=float))
-                row[arm] = _accuracy(estimate)
-            rows.append(row)
+    for n, setup in _cells(runs):
+        row = {"n": n, "setup": setup}
+        for arm in ARMS:
+            values = runs[(runs["arm"] == arm) & (runs["setup"] == setup)]
+            values = values[values["n"].astype(str) == n]["test_accuracy"]
+            row[arm] = _accuracy(interval(values.to_numpy(dtype=float)))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -189,9 +186,11 @@ def _has(runs: pd.DataFrame, setup: str, n: str) -> bool:
     return set(rows["arm"]) >= set(ARMS)
 
 
-def _ordered_ns(runs: pd.DataFrame) -> list[str]:
-    ns = {str(n) for n in runs["n"]}
-    return sorted(ns, key=lambda n: (n == "all", int(n) if n.isdigit() else 0))
+def _cells(runs: pd.DataFrame):
+    """(n, setup) pairs in table order: n ascending ('all' last), setups in SETUP_ORDER."""
+    for n in ordered_ns(runs):
+        for setup in _ordered_setups(runs):
+            yield n, setup
 
 
 def _ordered_setups(runs: pd.DataFrame) -> list[str]:

@@ -183,3 +183,24 @@ def test_ratio_intervals_reach_every_keras_row_and_count_the_shared_pairs(tmp_pa
     assert keras["men_ratio"] == pytest.approx(1.0) and keras["men_ratio_pairs"] == 15
     assert keras["men_ratio_ci_low"] == pytest.approx(1.0)
     assert pd.isna(out.iloc[0].get("men_ratio"))
+
+
+def test_each_embedding_and_variant_gets_its_own_accuracy_figure(tmp_path):
+    from embcompare.reporting import plot
+
+    rows = []
+    for embedding, variant in (("glove", ""), ("fasttext", ""), ("fasttext", "unseen=subwords")):
+        for setup in ("static", "nonstatic"):
+            for n, n_train in (("50", 50), ("all", 6920)):
+                rows.append({"dataset": "sst2", "embedding": embedding, "model": "bow",
+                             "variant": variant, "setup": setup, "n": n, "n_train": n_train,
+                             "test_accuracy": 0.7, "test_accuracy_ci95": 0.01,
+                             "repeats": 3})  # fmt: skip
+    paths = plot.accuracy_vs_n(pd.DataFrame(rows), tmp_path)
+    assert sorted(p.name for p in paths) == [
+        "accuracy_vs_n_sst2_bow_fasttext.png",
+        "accuracy_vs_n_sst2_bow_fasttext_unseen-subwords.png",
+        "accuracy_vs_n_sst2_bow_glove.png",
+    ]
+    one = pd.DataFrame([r for r in rows if r["embedding"] == "glove"])
+    assert [p.name for p in plot.accuracy_vs_n(one, tmp_path)] == ["accuracy_vs_n_sst2_bow.png"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -31,9 +32,23 @@ def _save(figure, out_dir: Path, stem: str) -> Path:
     return out_dir / f"{stem}.png"
 
 
-def _panels(summary: pd.DataFrame):
-    """One figure per dataset x embedding x model."""
-    return summary.groupby(["dataset", "embedding", "model"], sort=True)
+def _panels(frame: pd.DataFrame):
+    """(title, file-name suffix, rows) of one figure per dataset x embedding x model, and per
+    variant where runs differ in more (fastText's unseen-word policy, say). The suffix names
+    the embedding and variant only when needed, so a sweep of one keeps its file names."""
+    keys = ["dataset", "embedding", "model"] + (["variant"] if "variant" in frame else [])
+    several = frame["embedding"].nunique() > 1
+    for values, panel in frame.groupby(keys, sort=True, dropna=False):
+        dataset, embedding, model, *rest = values
+        variant = rest[0] if rest else ""
+        suffix = f"_{dataset}_{model}" + (f"_{embedding}" if several else "")
+        suffix += f"_{_slug(variant)}" if variant else ""
+        title = f"{dataset} ({model}, {embedding}{', ' + variant if variant else ''})"
+        yield title, suffix, panel
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-")
 
 
 def _by_setup(panel: pd.DataFrame):
@@ -68,7 +83,7 @@ def _log_n_axis(axis, ylabel: str, title: str) -> None:
 
 def accuracy_vs_n(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     paths = []
-    for (dataset, embedding, model), panel in _panels(summary):
+    for title, suffix, panel in _panels(summary):
         figure, axis = plt.subplots(figsize=(6, 4))
         for setup, frame in _by_setup(panel):
             _band(axis, frame, "test_accuracy", setup, SETUP_COLOURS.get(setup))
@@ -78,9 +93,9 @@ def accuracy_vs_n(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
         _log_n_axis(
             axis,
             "test accuracy (mean, 95% CI over seeds)",
-            f"{dataset}: test accuracy vs n ({model}, {embedding})",
+            f"test accuracy vs n: {title}",
         )
-        paths.append(_save(figure, out_dir, f"accuracy_vs_n_{dataset}_{model}"))
+        paths.append(_save(figure, out_dir, f"accuracy_vs_n{suffix}"))
     return paths
 
 
@@ -88,9 +103,7 @@ def gap_vs_n(differences: pd.DataFrame, out_dir: Path) -> list[Path]:
     if differences.empty:  # one setup only: nothing to compare
         return []
     paths = []
-    for (dataset, embedding, model), panel in differences.groupby(
-        ["dataset", "embedding", "model"]
-    ):
+    for title, suffix, panel in _panels(differences):
         figure, axis = plt.subplots(figsize=(6, 4))
         for comparison, frame in panel.groupby("comparison"):
             frame = frame.assign(
@@ -101,9 +114,9 @@ def gap_vs_n(differences: pd.DataFrame, out_dir: Path) -> list[Path]:
         _log_n_axis(
             axis,
             "accuracy difference (paired by seed, 95% CI)",
-            f"{dataset}: pretrained minus rand ({model}, {embedding})",
+            f"pretrained minus rand: {title}",
         )
-        paths.append(_save(figure, out_dir, f"gap_vs_n_{dataset}_{model}"))
+        paths.append(_save(figure, out_dir, f"gap_vs_n{suffix}"))
     return paths
 
 
@@ -125,7 +138,7 @@ def metrics_vs_n(
         m: label for m, label in metrics.items() if m in summary and summary[m].notna().any()
     }
     paths = []
-    for (dataset, embedding, model), panel in _panels(summary) if present else ():
+    for title, suffix, panel in _panels(summary) if present else ():
         figure, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 4), squeeze=False)
         for axis, (metric, label) in zip(axes[0], present.items(), strict=True):
             for setup, frame in _by_setup(panel):
@@ -137,8 +150,8 @@ def metrics_vs_n(
                 line = panel.groupby("n_train")[reference].mean().sort_index()
                 axis.plot(line.index, line.to_numpy(), color="black", linestyle="--",
                           label=REFERENCE_LABELS.get(reference, reference))  # fmt: skip
-            _log_n_axis(axis, label, f"{dataset} ({model}, {embedding})")
-        paths.append(_save(figure, out_dir, f"{stem}_{dataset}_{model}"))
+            _log_n_axis(axis, label, title)
+        paths.append(_save(figure, out_dir, f"{stem}{suffix}"))
     return paths
 
 

@@ -11,6 +11,7 @@ import pytest
 from embcompare.analysis import engines, families
 from embcompare.analysis.verdicts import FAILS, HOLDS, INCONCLUSIVE
 from embcompare.analysis.word_benchmarks import WordPairs
+from embcompare.reporting import plot
 from embcompare.vectors.pretrained import write_cache
 
 CACHE = '"<paths.cache_dir>/pretrained/{}"'
@@ -186,8 +187,6 @@ def test_ratio_intervals_reach_every_keras_row_and_count_the_shared_pairs(tmp_pa
 
 
 def test_each_embedding_and_variant_gets_its_own_accuracy_figure(tmp_path):
-    from embcompare.reporting import plot
-
     rows = []
     for embedding, variant in (("glove", ""), ("fasttext", ""), ("fasttext", "unseen=subwords")):
         for setup in ("static", "nonstatic"):

@@ -23,7 +23,8 @@ def run_row(embedding, directory, setup, n, seed, **metrics) -> dict:
         "seed": seed, "n_train": 6920 if n == "all" else int(n), "embedding_dim": 300,
         "cfg.embedding.path": CACHE.format(directory) if directory else np.nan,
         "test_accuracy": 0.8, "lexicon_probe_accuracy": 0.7, "lexicon_probe_majority": 0.6,
-        "analogy_accuracy": 0.3, "test_accuracy_oov_words": 0.7, "test_sentences_oov_words": 40,
+        "analogy_accuracy": 0.3, "movement_relative_change": 0.1,
+        "test_accuracy_oov_words": 0.7, "test_sentences_oov_words": 40,
     }  # fmt: skip
     for bench in families.SIMILARITY:
         row |= {f"{bench}_seen_spearman": 0.4, f"{bench}_seen_spearman_ci_low": 0.3,
@@ -76,6 +77,7 @@ def test_holdings_table_scores_every_row_on_its_seen_pairs_and_orders_families()
     assert fine_tuned["SimLex-999 (seen pairs)"] == "0.320 [0.300, 0.500]"
     assert fine_tuned["seen pairs (WS/SimLex/MEN)"] == "60/60/60"
     assert fine_tuned["test accuracy"] == "80.0 [80.0, 80.0]"  # n=50 runs stay out
+    assert fine_tuned["seen rows moved"] == "10.0%" and table.iloc[0]["seen rows moved"] == "—"
     rand = table.iloc[3]
     assert rand["analogies"] == "—" and table.iloc[0]["analogies"] == "30.0%"
     # probe gains 0.05, 0.10, 0.15 over seeds: mean 0.1, t-interval 0.1 -/+ 4.303 * 0.05 / sqrt 3

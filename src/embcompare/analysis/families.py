@@ -78,8 +78,9 @@ def holdings_table(runs: pd.DataFrame, n: str = "all") -> pd.DataFrame:
     """One row per family and role at n: similarity on seen pairs (mean over seeds of each
     run's Spearman, with the mean of its 95% bootstrap interval over pairs), the seen pairs
     scored, analogies (pretrained rows only: a rand matrix's analogy words are mostly rows no
-    gradient reached), the lexicon probe above its majority rate and test accuracy (95% CI
-    over seeds)."""
+    gradient reached), the lexicon probe above its majority rate, how far training moved the
+    seen rows (|after - before| / |before|, mean over words seen >= 5 times) and test
+    accuracy (95% CI over seeds)."""
     runs = with_families(runs)
     rows = []
     chosen = runs[(runs["n"].astype(str) == n) & (runs["unseen"] == "random")]
@@ -95,6 +96,9 @@ def holdings_table(runs: pd.DataFrame, n: str = "all") -> pd.DataFrame:
         )
         row["lexicon probe − majority"] = _seed_ci(
             group["lexicon_probe_accuracy"] - group["lexicon_probe_majority"]
+        )
+        row["seen rows moved"] = (
+            "—" if setup == "static" else _mean_only(group, "movement_relative_change", 100, "%")
         )
         row["test accuracy"] = _seed_ci(group["test_accuracy"], scale=100)
         row["seeds"] = len(group)

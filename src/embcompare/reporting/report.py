@@ -683,7 +683,9 @@ def _families_section(report, runs, pretraining, out_dir: Path) -> None:
         "(pretrained rows only: most analogy words of a rand matrix are rows no gradient "
         "reached), and how far a logistic probe predicts a word's human-rated polarity "
         "(VADER) from its row, above the majority rate (95% CI over seeds). 'as pretrained' is "
-        "the static setup (its rows never change), 'fine-tuned' the nonstatic one."
+        "the static setup (its rows never change), 'fine-tuned' the nonstatic one; 'seen rows "
+        "moved' is the mean of |after - before| / |before| over the rows of words seen at "
+        "least 5 times in training."
     )
     holdings = families.holdings_table(runs)
     write_text_atomic(out_dir / "families.csv", holdings.to_csv(index=False))

@@ -267,9 +267,19 @@ def training_curve(
 FAMILY_MARKERS = {"static": "o", "nonstatic": "^", "rand": "s", "rand_kim": "D"}
 
 
-def _family_colours(labels: list[str]) -> dict[str, str]:
+def _family_colours(points: pd.DataFrame) -> dict[str, str]:
+    """One hue per family: dark for the reference engine (or published vectors), light for its
+    Keras twin; the task-trained rows in black."""
     palette = plt.get_cmap("tab20").colors
-    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+    hues = list(dict.fromkeys(points["family"]))
+    colours = {}
+    for _, row in points.iterrows():
+        if row["engine"] == "the task's loss":
+            colours[_family_label(row)] = "black"
+            continue
+        shade = 1 if row["engine"] == "Keras Embedding" else 0
+        colours[_family_label(row)] = palette[(2 * hues.index(row["family"]) + shade) % 20]
+    return colours
 
 
 def _family_label(row) -> str:
@@ -282,8 +292,7 @@ def family_holdings(points: pd.DataFrame, out_dir: Path, stem: str = "families_m
     """Word meaning (SimLex-999 on seen pairs) against task polarity (lexicon probe above its
     majority rate), one marker per family and role, 95% CIs over seeds as bars."""
     figure, axis = plt.subplots(figsize=(8, 5.5))
-    labels = list(dict.fromkeys(_family_label(row) for _, row in points.iterrows()))
-    colours = _family_colours(labels)
+    colours = _family_colours(points)
     for _, row in points.iterrows():
         label = _family_label(row)
         axis.errorbar(
@@ -307,12 +316,12 @@ def family_curves(points: pd.DataFrame, out_dir: Path, stem: str = "families_acc
     task-trained rand lines in both."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     points = points.assign(label=[_family_label(row) for _, row in points.iterrows()])
-    colours = _family_colours(list(dict.fromkeys(points["label"])))
+    colours = _family_colours(points)
     task = points["setup"].isin(["rand", "rand_kim"])
     for axis, setup in zip(axes, ("static", "nonstatic"), strict=True):
         shown = points[(points["setup"] == setup) | task]
         for (label, line_setup), frame in shown.groupby(["label", "setup"], sort=False):
-            colour = "black" if line_setup in ("rand", "rand_kim") else colours[label]
+            colour = colours[label]
             style = {"rand": "--", "rand_kim": ":"}.get(line_setup, "-")
             frame = frame.sort_values("n_train")
             x, mean = frame["n_train"].to_numpy(), 100 * frame["test_accuracy"].to_numpy()

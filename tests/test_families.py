@@ -205,3 +205,18 @@ def test_each_embedding_and_variant_gets_its_own_accuracy_figure(tmp_path):
     ]
     one = pd.DataFrame([r for r in rows if r["embedding"] == "glove"])
     assert [p.name for p in plot.accuracy_vs_n(one, tmp_path)] == ["accuracy_vs_n_sst2_bow.png"]
+
+
+def test_the_leader_is_ranked_on_the_seeds_every_family_ran():
+    rows = [
+        run_row("glove-6b-50d", None, "static", "50", seed, test_accuracy=acc)
+        for seed, acc in ((1, 0.60), (2, 0.62), (3, 0.64))
+    ] + [
+        run_row("w2v", "gensim-sgns-imdb_unsup-300d", "static", "50", seed, test_accuracy=acc)
+        for seed, acc in ((1, 0.70), (2, 0.71), (3, 0.72), (4, 0.10))  # seed 4: glove lacks it
+    ]
+    (line,) = families.leader_lines(pd.DataFrame(rows))
+    assert line.startswith(
+        "static at n=50: word2vec skip-gram, imdb_unsup 300d (gensim) leads glove-6b-50d by 9.0 ["
+    )
+    assert line.endswith("over 3 seeds (points)")

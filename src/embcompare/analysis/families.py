@@ -156,6 +156,38 @@ def curve_points(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFr
     return pd.DataFrame(points)
 
 
+def leader_lines(runs: pd.DataFrame) -> list[str]:
+    """Which pretrained family helps most: at each setup and n, the family with the highest
+    mean test accuracy over the seeds every family ran, and its lead over the runner-up,
+    paired by seed (a seed draws the same training sample for every family). An estimate, not
+    a verdict: the leader is picked by the same numbers, so its lead cannot come out below 0."""
+    runs = with_families(runs)
+    runs = runs[(runs["unseen"] == "random") & ~runs["setup"].isin(TASK_TRAINED)]
+    lines = []
+    for setup in [s for s in ROLES if s in set(runs["setup"])]:
+        for n in ordered_ns(runs[runs["setup"] == setup]):
+            at = runs[(runs["setup"] == setup) & (runs["n"].astype(str) == n)]
+            by_family = {
+                _label(family, engine): rows.set_index("seed")["test_accuracy"].astype(float)
+                for (family, engine), rows in at.groupby(["family", "engine"])
+            }
+            if len(by_family) < 2:
+                continue
+            seeds = sorted(set.intersection(*(set(acc.index) for acc in by_family.values())))
+            ranked = sorted(by_family, key=lambda k: by_family[k].loc[seeds].mean(), reverse=True)
+            first, second = ranked[:2]
+            lead = interval((by_family[first] - by_family[second]).loc[seeds].to_numpy())
+            lines.append(
+                f"{setup} at n={n}: {first} leads {second} by "
+                f"{lead.text(scale=100, digits=1)} (points)"
+            )
+    return lines
+
+
+def _label(family: str, engine: str) -> str:
+    return family if engine == "published" else f"{family} ({engine})"
+
+
 def subword_checks(runs: pd.DataFrame) -> list[Check]:
     """For each vectors set run both ways: accuracy on test sentences holding a word the
     vectors lack, subword vectors minus random rows, paired by seed, at each setup and n."""

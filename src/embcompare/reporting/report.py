@@ -712,8 +712,13 @@ def _families_section(report, runs, pretraining, out_dir: Path) -> None:
         report.table(engine_rows)
         report.bullets([check.sentence() for check in families.engine_checks(pretraining)])
     report.heading("Test accuracy by family and n", 3)
-    report.paragraph("Test accuracy in %, mean [95% CI] over seeds.")
+    report.paragraph(
+        "Test accuracy in %, mean [95% CI] over seeds; then, at each n, the leading family's "
+        "lead over the runner-up, paired by seed (an estimate, not a verdict: the leader is "
+        "picked by the same numbers)."
+    )
     report.table(families.curve_table(runs))
+    report.bullets(families.leader_lines(runs))
     report.figure(
         plot.family_curves(families.curve_points(runs), out_dir / "figures"),
         "Test accuracy vs n by family",

@@ -74,11 +74,17 @@ def with_ratio_intervals(
     return table
 
 
+def objective(row) -> str:
+    """What a pretraining row trained: its arch (sgns, cbow, glove), as fasttext-<arch> for
+    the subword methods, whose arch alone would match word2vec's."""
+    return f"fasttext-{row['arch']}" if "fasttext" in row["method"] else row["arch"]
+
+
 def reference_of(table: pd.DataFrame, keras_row) -> pd.Series | None:
     """The one reference-engine row (not Keras) of the same objective, corpus and dimension."""
     same = table[
         ~table["method"].str.startswith("keras_")
-        & (table["arch"] == keras_row["arch"])
+        & (table.apply(objective, axis=1) == objective(keras_row))
         & (table["corpus"] == keras_row["corpus"])
         & (table["dim"] == keras_row["dim"])
     ]

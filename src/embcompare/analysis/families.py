@@ -20,7 +20,7 @@ import re
 import pandas as pd
 
 from embcompare.analysis.aggregate import mean_ci, ordered_ns
-from embcompare.analysis.engines import reference_of
+from embcompare.analysis.engines import objective, reference_of
 from embcompare.analysis.verdicts import Check, Estimate, interval
 
 ARCH_NAMES = {
@@ -254,7 +254,7 @@ def engine_checks(pretraining: pd.DataFrame) -> list[Check]:
             )  # fmt: skip
             checks.append(
                 Check(
-                    f"{ARCH_NAMES[ours['arch']]}: Keras / {theirs['method']} {label} Spearman "
+                    f"{ARCH_NAMES[objective(ours)]}: Keras / {theirs['method']} {label} Spearman "
                     f"on the {int(ours[f'{bench}_ratio_pairs'])} pairs both cover",
                     estimate,
                     threshold=QUALITY_SHARE,
@@ -268,7 +268,7 @@ def engine_table(pretraining: pd.DataFrame) -> pd.DataFrame:
     share on the pairs both cover, and the training-time ratio (one run each)."""
     rows = []
     for ours, theirs in _engine_pairs(pretraining):
-        row = {"objective": ARCH_NAMES[ours["arch"]], "reference": theirs["method"]}
+        row = {"objective": ARCH_NAMES[objective(ours)], "reference": theirs["method"]}
         for bench, label in SIMILARITY.items():
             row[f"{label} Keras / reference"] = (
                 f"{ours[f'{bench}_spearman']:.3f} / {theirs[f'{bench}_spearman']:.3f}"
@@ -289,7 +289,7 @@ def _engine_pairs(pretraining: pd.DataFrame):
     keras = pretraining[pretraining["method"].str.startswith("keras_")]
     for _, ours in keras.sort_values("arch").iterrows():
         theirs = reference_of(pretraining, ours)
-        if theirs is not None and ours["arch"] in ARCH_NAMES:
+        if theirs is not None and objective(ours) in ARCH_NAMES:
             yield ours, theirs
 
 

@@ -194,7 +194,12 @@ def subword_checks(runs: pd.DataFrame) -> list[Check]:
     runs = with_families(runs)
     checks = []
     both = runs.groupby(["embedding", "setup", "n"])["unseen"].nunique()
-    for embedding, setup, n in both[both > 1].index:
+    ns = ordered_ns(runs)
+    cells = sorted(
+        both[both > 1].index,
+        key=lambda cell: (cell[0], list(ROLES).index(cell[1]), ns.index(str(cell[2]))),
+    )
+    for embedding, setup, n in cells:
         group = runs[(runs["embedding"] == embedding) & (runs["setup"] == setup)]
         group = group[group["n"].astype(str) == str(n)]
         by_policy = {

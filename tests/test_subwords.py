@@ -125,6 +125,16 @@ def test_fasttext_bin_format_reads_the_words_and_ngrams_gensim_saved(gensim_fast
         np.testing.assert_allclose(source.subwords.vectors_for([word])[0], expected, atol=1e-7)
 
 
+def test_evaluate_tells_a_fasttext_model_bin_from_word2vec_binary(gensim_fasttext, tmp_path):
+    from embcompare.analysis.semantic import vectors_format
+
+    path, model = gensim_fasttext
+    assert vectors_format(path) == "fasttext_bin"
+    word2vec_bin = tmp_path / "vectors.bin"
+    model.wv.save_word2vec_format(str(word2vec_bin), binary=True)
+    assert vectors_format(word2vec_bin) == "word2vec_binary"
+
+
 def test_unseen_words_get_gensims_ngram_vector_under_subwords_and_a_random_row_under_random(
     gensim_fasttext, tmp_path
 ):

@@ -413,14 +413,26 @@ def vectors_format(path: Path) -> str:
         raise EmbcompareError(f"{path}: a directory, but without vectors.npy and words.txt")
     by_suffix = {".bin": "word2vec_binary", ".vec": "fasttext_vec"}
     suffix = path.suffix.lower()
+    if suffix == ".bin" and path.is_file() and _is_fasttext_model(path):
+        return "fasttext_bin"
     if suffix in by_suffix:
         return by_suffix[suffix]
     if suffix == ".txt":
         return "word2vec_text" if _has_count_header(path) else "glove_text"
     raise EmbcompareError(
-        f"{path}: cannot tell the format from {suffix!r}; use .bin (word2vec binary), .vec "
+        f"{path}: cannot tell the format from {suffix!r}; use .bin (word2vec binary, or a "
+        "fastText model, told by its magic number), .vec "
         "(fastText), .txt (GloVe, or word2vec text with a 'count dim' line) or an npy_words dir"
     )
+
+
+def _is_fasttext_model(path: Path) -> bool:
+    """A .bin that starts with fastText's magic number is a whole fastText model, not word2vec."""
+    from embcompare.vectors.subwords import FASTTEXT_MAGIC
+
+    with open(path, "rb") as handle:
+        first = handle.read(4)
+    return len(first) == 4 and int.from_bytes(first, "little", signed=True) == FASTTEXT_MAGIC
 
 
 def _has_count_header(path: Path) -> bool:

@@ -3,6 +3,7 @@ each Keras objective against its reference engine, and the subword check for uns
 every check can come out holds, does not hold and inconclusive."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -11,8 +12,10 @@ import pytest
 from embcompare.analysis import engines, families
 from embcompare.analysis.verdicts import FAILS, HOLDS, INCONCLUSIVE
 from embcompare.analysis.word_benchmarks import WordPairs
-from embcompare.reporting import plot
+from embcompare.reporting import plot, report
 from embcompare.vectors.pretrained import write_cache
+
+from conftest import REPO
 
 CACHE = '"<paths.cache_dir>/pretrained/{}"'
 
@@ -227,3 +230,21 @@ def test_the_leader_is_ranked_on_the_seeds_every_family_ran():
         "static at n=50: word2vec skip-gram, imdb_unsup 300d (gensim) leads glove-6b-50d by 9.0 ["
     )
     assert line.endswith("over 3 seeds (points)")
+
+
+@pytest.mark.slow
+def test_the_families_report_rebuilds_from_its_committed_tables(tmp_path):
+    committed = REPO / "results" / "families"
+    shutil.copytree(committed, tmp_path / "families", ignore=shutil.ignore_patterns("runs"))
+    md, html = report.build("families", tmp_path, families_from=tmp_path / "no-vectors-here")
+    text = md.read_text()
+    assert "## Is a task-trained Embedding like word2vec, GloVe or fastText?" in text
+    assert "### Each objective as a Keras Embedding, against its reference engine" in text
+    holdings = pd.read_csv(tmp_path / "families" / "families.csv")
+    assert {"as pretrained", "fine-tuned on the task", "task-trained, Keras init",
+            "task-trained, Kim init"} <= set(holdings["rows"])  # fmt: skip
+    assert (holdings["seeds"] >= 3).all()
+    figures = tmp_path / "families" / "figures"
+    for stem in ("families_meaning_polarity", "families_accuracy_vs_n"):
+        assert (figures / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Keras / gensim" in text  # the engine checks read the committed pretraining.csv

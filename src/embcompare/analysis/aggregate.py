@@ -25,6 +25,9 @@ REPEAT_KEYS = ["cfg.seed", "cfg.dataset.split.fold"]
 # config record must still group with runs that do not.
 DISPLAY_KEYS = ["cfg.verbose", "cfg.train.progress"]
 BASELINES = ("rand", "rand_kim")
+# Config values a run's record leaves out at their default, so that run keys stayed as they were
+# before the setting existed (config.keyed_config); tables show them by value, not as missing.
+DROPPED_DEFAULTS = {"cfg.embedding.unseen": '"random"'}
 LISTED = [
     "dataset",
     "embedding",
@@ -144,6 +147,9 @@ def with_variants(runs: pd.DataFrame) -> pd.DataFrame:
     run's group apart from others with the same shown keys ('' when nothing else differs);
     `setup_variant` holds the part of it that belongs to the setup's own values."""
     runs = runs.copy()
+    for column, default in DROPPED_DEFAULTS.items():
+        if column in runs:
+            runs[column] = runs[column].fillna(default)
     extra = []
     shown_groups = runs.groupby(SHOWN, dropna=False, sort=False)
     for column in group_columns(runs):

@@ -32,15 +32,19 @@ def _save(figure, out_dir: Path, stem: str) -> Path:
     return out_dir / f"{stem}.png"
 
 
-def _panels(frame: pd.DataFrame):
+def _panels(frame: pd.DataFrame, by_variant: bool = True):
     """(title, file-name suffix, rows) of one figure per dataset x embedding x model, and per
     variant where runs differ in more (fastText's unseen-word policy, say). The suffix names
     the embedding and variant only when needed, so a sweep of one keeps its file names."""
-    keys = ["dataset", "embedding", "model"] + (["variant"] if "variant" in frame else [])
+    keys = ["dataset", "embedding", "model"]
+    keys += ["variant"] if by_variant and "variant" in frame else []
     several = frame["embedding"].nunique() > 1
+    variants = frame.groupby(keys[:3])["variant"].nunique() if len(keys) > 3 else None
     for values, panel in frame.groupby(keys, sort=True, dropna=False):
         dataset, embedding, model, *rest = values
-        variant = rest[0] if rest else ""
+        # a variant label names what tells panels of one embedding apart; alone, it says nothing
+        alone = variants is None or variants[(dataset, embedding, model)] < 2
+        variant = "" if alone else rest[0]
         suffix = f"_{dataset}_{model}" + (f"_{embedding}" if several else "")
         suffix += f"_{_slug(variant)}" if variant else ""
         title = f"{dataset} ({model}, {embedding}{', ' + variant if variant else ''})"
@@ -103,7 +107,10 @@ def gap_vs_n(differences: pd.DataFrame, out_dir: Path) -> list[Path]:
     if differences.empty:  # one setup only: nothing to compare
         return []
     paths = []
-    for title, suffix, panel in _panels(differences):
+    # a comparison met under two variants needs a panel each; else one panel holds them all
+    shown = ["dataset", "embedding", "model", "comparison", "n"]
+    by_variant = "variant" in differences and differences.duplicated(shown).any()
+    for title, suffix, panel in _panels(differences, by_variant):
         figure, axis = plt.subplots(figsize=(6, 4))
         for comparison, frame in panel.groupby("comparison"):
             frame = frame.assign(

@@ -243,8 +243,14 @@ def build(
         _paper_section(report, paper, runs, summary, runs_dir if from_runs else None, out_dir)
     _findings(report, summary, differences)
     _accuracy_section(report, summary, differences, out_dir)
-    _semantic_section(report, summary, runs, out_dir)
-    _sentence_section(report, runs, runs_dir if from_runs else None, out_dir)
+    if families_from is None:
+        _semantic_section(report, summary, runs, out_dir)
+        _sentence_section(report, runs, runs_dir if from_runs else None, out_dir)
+    else:  # one panel per vectors set would repeat the family table a dozen times over
+        report.paragraph(
+            "What each family's rows hold is in the table at the top; runs.csv holds every "
+            "semantic metric of every run."
+        )
     _what_was_run(report, every_run)
     _failures_section(report, failures)
     return report.write(out_dir)

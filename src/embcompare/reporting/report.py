@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from embcompare.analysis import aggregate, tuned
+from embcompare.analysis import aggregate, families, tuned
 from embcompare.analysis.findings import describe_curve
 from embcompare.errors import EmbcompareError
 from embcompare.io import write_atomic, write_text_atomic
@@ -678,8 +678,15 @@ def _claims_section(report, runs, differences, pretraining) -> None:
 
 
 def _families_section(report, runs, pretraining, out_dir: Path) -> None:
-    from embcompare.analysis import families
+    """What each family's rows hold, each Keras objective against its reference engine,
+    accuracy by family and n, and fastText's subword vectors for unseen words."""
+    _family_holdings(report, runs, out_dir)
+    _family_engines(report, pretraining)
+    _family_curves(report, runs, out_dir)
+    _family_subwords(report, runs)
 
+
+def _family_holdings(report, runs, out_dir: Path) -> None:
     report.heading("Is a task-trained Embedding like word2vec, GloVe or fastText?")
     report.paragraph(
         "Every row is scored the same way, at n = all: word-similarity Spearman on the "
@@ -703,6 +710,9 @@ def _families_section(report, runs, pretraining, out_dir: Path) -> None:
             "Word meaning against task polarity, by family (n = all)",
             out_dir,
         )
+
+
+def _family_engines(report, pretraining) -> None:
     report.heading("Each objective as a Keras Embedding, against its reference engine", 3)
     engine_rows = families.engine_table(pretraining if pretraining is not None else pd.DataFrame())
     if engine_rows.empty:
@@ -717,6 +727,9 @@ def _families_section(report, runs, pretraining, out_dir: Path) -> None:
         )
         report.table(engine_rows)
         report.bullets([check.sentence() for check in families.engine_checks(pretraining)])
+
+
+def _family_curves(report, runs, out_dir: Path) -> None:
     report.heading("Test accuracy by family and n", 3)
     report.paragraph(
         "Test accuracy in %, mean [95% CI] over seeds; then, at each n, the leading family's "
@@ -730,6 +743,9 @@ def _families_section(report, runs, pretraining, out_dir: Path) -> None:
         "Test accuracy vs n by family",
         out_dir,
     )
+
+
+def _family_subwords(report, runs) -> None:
     report.heading("Words the vectors never saw: fastText's subword vectors", 3)
     report.paragraph(
         "Test accuracy in % on the test sentences that hold at least one word the vectors' "

@@ -172,13 +172,14 @@ def _labels(runs: pd.DataFrame, columns: list[str]) -> list[str]:
         return [""] * len(runs)
     return [
         ", ".join(
-            f"{c.removeprefix('cfg.')}={_plain(v)}" for c, v in zip(columns, row, strict=True)
+            f"{c.removeprefix('cfg.')}={plain_value(v)}" for c, v in zip(columns, row, strict=True)
         )
         for row in runs[columns].itertuples(index=False, name=None)
     ]
 
 
-def _plain(value) -> str:
+def plain_value(value) -> str:
+    """A `cfg.*` cell as text: its JSON decoded, 'missing' where the run has no such value."""
     if isinstance(value, str):
         try:
             decoded = json.loads(value)

@@ -19,7 +19,7 @@ import re
 
 import pandas as pd
 
-from embcompare.analysis.aggregate import mean_ci, ordered_ns
+from embcompare.analysis.aggregate import DROPPED_DEFAULTS, mean_ci, ordered_ns, plain_value
 from embcompare.analysis.engines import objective, reference_of
 from embcompare.analysis.verdicts import Check, Estimate, interval
 
@@ -30,6 +30,9 @@ ARCH_NAMES = {
     "glove": "GloVe",
 }
 ENGINE_NAMES = {"gensim": "gensim", "mittens": "mittens", "keras": "Keras Embedding"}
+KERAS = ENGINE_NAMES["keras"]
+PUBLISHED = "published"  # the engine of vectors embcompare did not train (GloVe 6B)
+TASK_LOSS = "the task's loss"  # the engine of the task-trained rows
 _PRETRAINED_DIR = re.compile(r"(?P<engine>[a-z]+)-(?P<arch>.+)-(?P<corpus>[^-]+)-(?P<dim>\d+)d$")
 ROLES = {
     "static": "as pretrained",
@@ -44,16 +47,21 @@ SIMILARITY = {"ws353": "WS-353", "simlex999": "SimLex-999", "men": "MEN"}
 def family_of(embedding: str, path) -> tuple[str, str]:
     """(family, engine) of a run's vectors: from `<engine>-<arch>-<corpus>-<dim>d` when its
     path is an `embcompare pretrain` output, else (embedding name, 'published')."""
-    name = _unquoted(path).rstrip("/").rsplit("/", 1)[-1] if isinstance(path, str) else ""
+    name = plain_value(path).rstrip("/").rsplit("/", 1)[-1] if isinstance(path, str) else ""
     match = _PRETRAINED_DIR.fullmatch(name)
     if match is None or match["arch"] not in ARCH_NAMES:
-        return embedding, "published"
+        return embedding, PUBLISHED
     family = f"{ARCH_NAMES[match['arch']]}, {match['corpus']} {match['dim']}d"
     return family, ENGINE_NAMES.get(match["engine"], match["engine"])
 
 
+def family_label(family: str, engine: str) -> str:
+    """A family as tables and legends name it: with its engine where one family has two."""
+    return family if engine in (PUBLISHED, TASK_LOSS) else f"{family} ({engine})"
+
+
 def with_families(runs: pd.DataFrame) -> pd.DataFrame:
-    """Add `family`, `engine`, `role` and `unseen` (random or subwords) to each run; the
+    """Add `family`, `engine`, its `label` and `unseen` (random or subwords) to each run; the
     task-trained setups are their own family, whatever vectors decided their vocabulary."""
     runs = runs.copy()
     paths = runs["cfg.embedding.path"] if "cfg.embedding.path" in runs else [None] * len(runs)
@@ -63,15 +71,13 @@ def with_families(runs: pd.DataFrame) -> pd.DataFrame:
     task = runs["setup"].isin(TASK_TRAINED)
     dims = runs["embedding_dim"].astype(int).astype(str) + "d"
     runs.loc[task, "family"] = "task-trained rand, " + dims[task]
-    runs.loc[task, "engine"] = "the task's loss"
-    runs["role"] = runs["setup"].map(ROLES).fillna(runs["setup"])
-    unseen = runs.get("cfg.embedding.unseen")
-    runs["unseen"] = "random" if unseen is None else unseen.fillna("random").map(_unquoted)
+    runs.loc[task, "engine"] = TASK_LOSS
+    engines = zip(runs["family"], runs["engine"], strict=True)
+    runs["label"] = [family_label(family, engine) for family, engine in engines]
+    unseen_column = "cfg.embedding.unseen"
+    unseen = runs.get(unseen_column, pd.Series(None, index=runs.index, dtype=object))
+    runs["unseen"] = unseen.fillna(DROPPED_DEFAULTS[unseen_column]).map(plain_value)
     return runs
-
-
-def _unquoted(value) -> str:
-    return str(value).strip('"')
 
 
 def holdings_table(runs: pd.DataFrame, n: str = "all") -> pd.DataFrame:
@@ -115,7 +121,7 @@ def holdings_points(runs: pd.DataFrame, n: str = "all") -> pd.DataFrame:
     chosen["probe_gain"] = chosen["lexicon_probe_accuracy"] - chosen["lexicon_probe_majority"]
     points = []
     for (family, engine, setup), group in chosen.groupby(["family", "engine", "setup"]):
-        point = {"family": family, "engine": engine, "setup": setup}
+        point = {"family": family, "engine": engine, "setup": setup, **_legend(group)}
         for metric in ("simlex999_seen_spearman", "probe_gain"):
             values = group[metric].astype(float) if metric in group else pd.Series(dtype=float)
             mean, _, half = mean_ci(values.to_numpy())
@@ -131,10 +137,7 @@ def curve_table(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFra
     ns = ordered_ns(runs)
     rows = []
     for (family, engine, setup), group in runs.groupby(["family", "engine", "setup"]):
-        row = {"family": family, "engine": engine, "setup": setup}
-        for n in ns:
-            at_n = group[group["n"].astype(str) == n][metric]
-            row[f"n={n}"] = _seed_ci(at_n, scale=100) if len(at_n) else ""
+        row = {"family": family, "engine": engine, "setup": setup, **_by_n(group, ns, metric)}
         row["_order"] = (_family_order(family, engine), list(ROLES).index(setup))
         rows.append(row)
     return _ordered(rows)
@@ -149,7 +152,7 @@ def curve_points(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFr
     for (family, engine, setup, n), group in runs.groupby(keys):
         mean, _, half = mean_ci(group[metric].astype(float).to_numpy())
         points.append({
-            "family": family, "engine": engine, "setup": setup, "n": str(n),
+            "family": family, "engine": engine, "setup": setup, **_legend(group), "n": str(n),
             "n_train": int(group["n_train"].iloc[0]), metric: mean, f"{metric}_ci95": half,
             "repeats": len(group),
         })  # fmt: skip
@@ -168,8 +171,8 @@ def leader_lines(runs: pd.DataFrame) -> list[str]:
         for n in ordered_ns(runs[runs["setup"] == setup]):
             at = runs[(runs["setup"] == setup) & (runs["n"].astype(str) == n)]
             by_family = {
-                _label(family, engine): rows.set_index("seed")["test_accuracy"].astype(float)
-                for (family, engine), rows in at.groupby(["family", "engine"])
+                label: rows.set_index("seed")["test_accuracy"].astype(float)
+                for label, rows in at.groupby("label")
             }
             if len(by_family) < 2:
                 continue
@@ -182,10 +185,6 @@ def leader_lines(runs: pd.DataFrame) -> list[str]:
                 f"{lead.text(scale=100, digits=1)} (points)"
             )
     return lines
-
-
-def _label(family: str, engine: str) -> str:
-    return family if engine == "published" else f"{family} ({engine})"
 
 
 def subword_checks(runs: pd.DataFrame) -> list[Check]:
@@ -232,9 +231,7 @@ def oov_table(runs: pd.DataFrame, setup: str = "static") -> pd.DataFrame:
     for (family, engine, unseen), group in runs.groupby(["family", "engine", "unseen"]):
         row = {"family": family, "engine": engine, "unseen words get": unseen}
         row["sentences"] = _count(group, "test_sentences_oov_words")
-        for n in ns:
-            at_n = group[group["n"].astype(str) == n]["test_accuracy_oov_words"]
-            row[f"n={n}"] = _seed_ci(at_n, scale=100) if len(at_n) else ""
+        row |= _by_n(group, ns, "test_accuracy_oov_words")
         row["_order"] = (_family_order(family, engine), unseen != "random")
         rows.append(row)
     return _ordered(rows)
@@ -307,6 +304,22 @@ def _share(row, bench: str) -> str:
     )
 
 
+def _legend(group: pd.DataFrame) -> dict:
+    """What a figure needs to name and colour a family's points (plot.py)."""
+    engine = group["engine"].iloc[0]
+    return {"label": group["label"].iloc[0], "keras": engine == KERAS,
+            "task_trained": engine == TASK_LOSS}  # fmt: skip
+
+
+def _by_n(group: pd.DataFrame, ns: list[str], metric: str) -> dict[str, str]:
+    """`n=<n>` -> the metric's mean [95% CI] over seeds in points, '' where n was not run."""
+    cells = {}
+    for n in ns:
+        at_n = group[group["n"].astype(str) == n][metric]
+        cells[f"n={n}"] = _seed_ci(at_n, scale=100) if len(at_n) else ""
+    return cells
+
+
 def _pair_score(group: pd.DataFrame, bench: str) -> str:
     column = f"{bench}_seen_spearman"
     if column not in group or group[column].isna().all():
@@ -344,8 +357,8 @@ def _count(group: pd.DataFrame, column: str) -> str:
 def _family_order(family: str, engine: str) -> tuple:
     """Published vectors first, then the IMDB families (reference engine before Keras), then
     the task-trained rows."""
-    kind = 2 if family.startswith("task-trained") else 0 if engine == "published" else 1
-    return kind, family, engine == ENGINE_NAMES["keras"]
+    kind = 2 if engine == TASK_LOSS else 0 if engine == PUBLISHED else 1
+    return kind, family, engine == KERAS
 
 
 def _ordered(rows: list[dict]) -> pd.DataFrame:

@@ -281,18 +281,12 @@ def _family_colours(points: pd.DataFrame) -> dict[str, str]:
     hues = list(dict.fromkeys(points["family"]))
     colours = {}
     for _, row in points.iterrows():
-        if row["engine"] == "the task's loss":
-            colours[_family_label(row)] = "black"
+        if row["task_trained"]:
+            colours[row["label"]] = "black"
             continue
-        shade = 1 if row["engine"] == "Keras Embedding" else 0
-        colours[_family_label(row)] = palette[(2 * hues.index(row["family"]) + shade) % 20]
+        shade = 1 if row["keras"] else 0
+        colours[row["label"]] = palette[(2 * hues.index(row["family"]) + shade) % 20]
     return colours
-
-
-def _family_label(row) -> str:
-    return row["family"] if row["engine"] in ("published", "the task's loss") else (
-        f"{row['family']} ({row['engine']})"
-    )
 
 
 def family_holdings(points: pd.DataFrame, out_dir: Path, stem: str = "families_meaning_polarity"):
@@ -301,7 +295,7 @@ def family_holdings(points: pd.DataFrame, out_dir: Path, stem: str = "families_m
     figure, axis = plt.subplots(figsize=(8, 5.5))
     colours = _family_colours(points)
     for _, row in points.iterrows():
-        label = _family_label(row)
+        label = row["label"]
         axis.errorbar(
             row["simlex999_seen_spearman"], row["probe_gain"],
             xerr=row["simlex999_seen_spearman_ci95"], yerr=row["probe_gain_ci95"],
@@ -322,7 +316,6 @@ def family_curves(points: pd.DataFrame, out_dir: Path, stem: str = "families_acc
     """Test accuracy against n, one line per family: static left, nonstatic right, the
     task-trained rand lines in both."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
-    points = points.assign(label=[_family_label(row) for _, row in points.iterrows()])
     colours = _family_colours(points)
     task = points["setup"].isin(["rand", "rand_kim"])
     for axis, setup in zip(axes, ("static", "nonstatic"), strict=True):

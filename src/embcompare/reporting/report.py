@@ -414,7 +414,7 @@ def _config_values(runs: pd.DataFrame, prefix: str) -> dict[str, str]:
     for column in (c for c in runs.columns if c.startswith(prefix)):
         distinct = runs[column].dropna().unique()
         if len(distinct) == 1:
-            values[column.removeprefix(prefix)] = aggregate._plain(distinct[0])
+            values[column.removeprefix(prefix)] = aggregate.plain_value(distinct[0])
     return values
 
 
@@ -424,7 +424,7 @@ def _data_files(runs: pd.DataFrame) -> list[str]:
         if column.endswith(".path"):
             stem = column.removesuffix(".path")
             for path, sha in runs[[column, f"{stem}.sha256"]].dropna().drop_duplicates().to_numpy():
-                entries[aggregate._plain(path)] = aggregate._plain(sha)
+                entries[aggregate.plain_value(path)] = aggregate.plain_value(sha)
     return [f"{path}: {sha}" for path, sha in sorted(entries.items())]
 
 

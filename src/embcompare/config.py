@@ -33,6 +33,9 @@ _NOT_IN_RUN_KEY = (
     "tune",  # how `embcompare tune` searches; a run's own values carry what it found
     "verbose",
 )
+# Settings added after runs existed, left out of the run key (and the config record) at their
+# default, so older runs keep their keys; tables restore them (aggregate.DROPPED_DEFAULTS).
+LEFT_OUT_AT_DEFAULT = {("embedding", "unseen"): "random"}
 # Settings inside computed groups that only change what a run displays.
 _DISPLAY_ONLY = (("train", "progress"),)
 
@@ -54,8 +57,9 @@ def keyed_config(cfg: DictConfig) -> dict:
         resolved.get("similarity", {}).pop("extra", None)
     if resolved.get("tuned_by") is None:  # likewise for untuned runs
         resolved.pop("tuned_by", None)
-    if resolved.get("embedding", {}).get("unseen") == "random":  # likewise for the default
-        resolved["embedding"].pop("unseen")
+    for group, key in LEFT_OUT_AT_DEFAULT:  # likewise for settings at these defaults
+        if resolved.get(group, {}).get(key) == LEFT_OUT_AT_DEFAULT[group, key]:
+            resolved[group].pop(key)
     stamps = _input_stamps(cfg)
     if stamps:
         resolved["input_sha256"] = stamps

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from embcompare.config import LEFT_OUT_AT_DEFAULT
 from embcompare.errors import EmbcompareError
 
 SHOWN = ["dataset", "embedding", "model", "setup", "n"]
@@ -25,9 +26,11 @@ REPEAT_KEYS = ["cfg.seed", "cfg.dataset.split.fold"]
 # config record must still group with runs that do not.
 DISPLAY_KEYS = ["cfg.verbose", "cfg.train.progress"]
 BASELINES = ("rand", "rand_kim")
-# Config values a run's record leaves out at their default, so that run keys stayed as they were
-# before the setting existed (config.keyed_config); tables show them by value, not as missing.
-DROPPED_DEFAULTS = {"cfg.embedding.unseen": '"random"'}
+# Config values a run's record leaves out at their default (config.LEFT_OUT_AT_DEFAULT), as
+# the record's JSON text: tables show them by value, not as missing.
+DROPPED_DEFAULTS = {
+    f"cfg.{group}.{key}": json.dumps(value) for (group, key), value in LEFT_OUT_AT_DEFAULT.items()
+}
 LISTED = [
     "dataset",
     "embedding",

@@ -54,10 +54,11 @@ def with_ratio_intervals(
     resamples: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Add `<bench>_ratio_ci_low/high` to each Keras row that has exactly one reference partner
-    (the same objective by gensim or mittens, same corpus and dimension): the 95% percentile
-    interval of rho(Keras) / rho(reference) over the same bootstrap resamples of the pairs
-    both vocabularies cover."""
+    """Add to each Keras row that has exactly one reference partner (the same objective by
+    gensim or mittens, same corpus and dimension) rho(Keras) / rho(reference) on the pairs both
+    vocabularies cover (`<bench>_ratio`, their count `<bench>_ratio_pairs`) and its 95%
+    percentile interval over the same bootstrap resamples of those pairs
+    (`<bench>_ratio_ci_low/high`)."""
     table = table.copy()
     for index, ours in table[table["method"].str.startswith("keras_")].iterrows():
         partner = reference_of(table, ours)
@@ -67,10 +68,11 @@ def with_ratio_intervals(
         spaces = [_space(Path(pretrained_dir) / name, lowercase) for name in names]
         for bench in RATIO_BENCHMARKS:
             if bench in benchmarks:
-                low, high = ratio_interval(spaces, benchmarks[bench], resamples, seed)
-                ratio, shared = shared_pair_ratio(spaces, benchmarks[bench])
+                gold, ours_cos, theirs_cos = _shared_pair_cosines(spaces, benchmarks[bench])
+                low, high = _percentile_interval(gold, ours_cos, theirs_cos, resamples, seed)
+                ratio = spearman(gold, ours_cos) / spearman(gold, theirs_cos)
                 columns = [f"{bench}_ratio{end}" for end in ("", "_ci_low", "_ci_high", "_pairs")]
-                table.loc[index, columns] = ratio, low, high, shared
+                table.loc[index, columns] = ratio, low, high, len(gold)
     return table
 
 
@@ -100,17 +102,14 @@ def ratio_interval(
     spaces: list[Space], pairs: WordPairs, resamples: int, seed: int
 ) -> tuple[float, float]:
     """Percentile 95% interval of rho(spaces[0]) / rho(spaces[1]) over pair resamples."""
-    gold, ours, theirs = _shared_pair_cosines(spaces, pairs)
+    return _percentile_interval(*_shared_pair_cosines(spaces, pairs), resamples, seed)
+
+
+def _percentile_interval(gold, ours, theirs, resamples: int, seed: int) -> tuple[float, float]:
     picks = np.random.default_rng(seed).integers(0, len(gold), size=(resamples, len(gold)))
     ratios = bootstrap_spearmans(gold, ours, picks) / bootstrap_spearmans(gold, theirs, picks)
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
-
-
-def shared_pair_ratio(spaces: list[Space], pairs: WordPairs) -> tuple[float, int]:
-    """rho(spaces[0]) / rho(spaces[1]) on the pairs both cover, and how many those are."""
-    gold, ours, theirs = _shared_pair_cosines(spaces, pairs)
-    return float(spearman(gold, ours) / spearman(gold, theirs)), len(gold)
 
 
 def _shared_pair_cosines(spaces: list[Space], pairs: WordPairs):

@@ -77,8 +77,10 @@ class Space:
 
     def rows_of(self, words: Iterable[str]) -> np.ndarray:
         """The row of each word, -1 where the vectors lack it."""
-        lookup, key = self.lookup, self.key
-        return np.array([lookup.get(key(w), -1) for w in words], dtype=np.int64)
+        find = self.lookup.get
+        if self.lowercase:  # spelled out: a run looks up ~80k analogy words per space
+            return np.fromiter((find(w.lower(), -1) for w in words), dtype=np.int64)
+        return np.fromiter((find(w, -1) for w in words), dtype=np.int64)
 
     def head(self, size: int | None) -> Space:
         """The first `size` words only, the way gensim's restrict_vocab cuts a vocabulary."""
@@ -94,10 +96,19 @@ class Space:
     @cached_property
     def variants(self) -> dict[int, list[int]]:
         """Rows sharing a key with another row ('Paris', 'paris'), by the key's first row."""
-        groups: dict[int, list[int]] = defaultdict(list)
-        for row, word in enumerate(self.words):
-            groups[self.lookup[self.key(word)]].append(row)
-        return {first: rows for first, rows in groups.items() if len(rows) > 1}
+        firsts = self.rows_of(self.words)
+        groups: dict[int, list[int]] = {}
+        for row in np.flatnonzero(firsts != np.arange(len(firsts))):  # the later spellings only
+            first = int(firsts[row])
+            groups.setdefault(first, [first]).append(int(row))
+        return groups
+
+    @cached_property
+    def has_variants(self) -> np.ndarray:
+        """Per row: whether it is the first row of a key that other rows share."""
+        mask = np.zeros(len(self.words), dtype=bool)
+        mask[list(self.variants)] = True
+        return mask
 
 
 def unit_rows(matrix: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -243,9 +254,8 @@ def _exclude(scores: np.ndarray, space: Space, columns: Iterable[np.ndarray]) ->
     lines = np.arange(len(scores))
     for rows in columns:
         scores[lines, rows] = -np.inf
-        if space.variants:
-            for line, row in enumerate(rows):
-                scores[line, space.variants.get(int(row), [])] = -np.inf
+        for line in np.flatnonzero(space.has_variants[rows]):  # few lines: most words have none
+            scores[line, space.variants[int(rows[line])]] = -np.inf
 
 
 # --- nearest neighbours and drift ---------------------------------------------------------

@@ -54,6 +54,13 @@ class PretrainedVectors:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    @cached_property
+    def variance_matched_half_width(self) -> float:
+        """Kim's rule: U(-a, a) has variance a^2/3, so a = sqrt(3 var) matches these vectors'
+        variance (over the first 100,000 rows). Kept: every run on these vectors asks."""
+        sample = np.asarray(self.vectors[: min(len(self.vectors), 100_000)], dtype=np.float64)
+        return float(np.sqrt(3.0 * sample.var()))
+
     def row_of(self, word: str) -> int | None:
         """Exact match first, then the lowercased word (most sources are lowercased)."""
         row = self.index.get(word)
@@ -437,9 +444,8 @@ INIT_SCALES = ("keras", "variance_matched")
 
 
 def uniform_scale(source: PretrainedVectors) -> float:
-    """Kim's rule: U(-a, a) has variance a^2/3, so a = sqrt(3 var) matches the source's variance."""
-    sample = np.asarray(source.vectors[: min(len(source.vectors), 100_000)], dtype=np.float64)
-    return float(np.sqrt(3.0 * sample.var()))
+    """Kim's a for `source` (PretrainedVectors.variance_matched_half_width)."""
+    return source.variance_matched_half_width
 
 
 def init_half_width(init_scale, source: PretrainedVectors, where: str = "init_scale") -> float:

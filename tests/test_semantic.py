@@ -199,6 +199,17 @@ def test_analogies_3cosadd_on_a_constructed_set(tmp_path):
     assert first_four.as_dict()["answered"] == 3  # boy, girl and apple are beyond the first 4
 
 
+def test_case_variants_group_every_spelling_under_the_first_row():
+    words = ["good", "Good", "fine", "GOOD", "Fine", "bad"]
+    folded = space(words, np.eye(6))
+    assert folded.variants == {0: [0, 1, 3], 2: [2, 4]}
+    assert folded.has_variants.tolist() == [True, False, True, False, False, False]
+    assert folded.rows_of(["GOOD", "fine", "BAD", "ok"]).tolist() == [0, 2, 5, -1]
+    exact = space(words, np.eye(6), lowercase=False)
+    assert exact.variants == {} and not exact.has_variants.any()
+    assert exact.rows_of(["GOOD", "good", "Bad"]).tolist() == [3, 0, -1]
+
+
 # --- neighbours and drift -----------------------------------------------------------------
 
 

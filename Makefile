@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 EXP ?= learning_curve
 SWEEP_ARGS ?=
 DATASET ?=
-# Sweeps run one worker process per core (Hydra's joblib launcher), each pinned to cores / N_JOBS
-# cores with the serial thread pool, so metrics match N_JOBS=1 exactly (run.share_cores);
-# N_JOBS=1 runs them one after another in one process.
+# Sweeps run one worker process per core (Hydra's joblib launcher); every run uses `threads`
+# TensorFlow and BLAS threads (default 1) whatever N_JOBS, so metrics match N_JOBS=1 exactly
+# (run.use_threads); N_JOBS=1 runs them one after another in one process.
 N_JOBS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)))')
 LAUNCHER = $(if $(filter-out 1,$(N_JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(N_JOBS))
 

@@ -1,43 +1,33 @@
-"""Throughput: parallel sweeps with the same metrics, a progress bar under every launcher, TF
-threads shared out between workers, and the fused row-sparse optimizer updates."""
+"""Throughput: parallel sweeps with the same metrics, a progress bar under every launcher, one
+thread count for every run, and the fused row-sparse optimizer updates."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from omegaconf import OmegaConf
 
-from embcompare.run import cores_of_worker, workers_of
 from embcompare.training import optimizers
 
 from conftest import run_cli
 
 
-def launcher(**settings):
-    return OmegaConf.create(settings)
-
-
-@pytest.mark.parametrize(
-    ("settings", "cores", "workers"),
-    [
-        ({"n_jobs": 2}, 16, 2),
-        ({"n_jobs": -1}, 4, 4),  # joblib's "one worker per core"
-        ({"n_jobs": None}, 4, 4),
-        ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 2, 1),
-    ],
-)
-def test_workers_of_a_launcher(settings, cores, workers):
-    assert workers_of(launcher(**settings), cores) == workers
-
-
-def test_each_worker_gets_its_own_share_of_the_cores():
-    cpus = [0, 1, 2, 3, 4, 5]
-    shares = [cores_of_worker(slot, 3, cpus) for slot in range(3)]
-    assert shares == [[0, 1], [2, 3], [4, 5]]
-    assert cores_of_worker(3, 4, [0, 1]) == [1]  # more workers than cores: one core each
+def test_a_run_sets_tensorflow_and_blas_to_its_thread_count():
+    """In a fresh process, as in a sweep's worker; TensorFlow's pool cannot change later."""
+    shown = (
+        "import tensorflow as tf; from threadpoolctl import threadpool_info; "
+        "from embcompare.run import use_threads; use_threads(1); "
+        "print(tf.config.threading.get_intra_op_parallelism_threads(), "
+        "tf.config.threading.get_inter_op_parallelism_threads(), "
+        "sorted({pool['num_threads'] for pool in threadpool_info()}))"
+    )
+    done = subprocess.run([sys.executable, "-c", shown], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == "1 1 [1]"
 
 
 def metrics_by_run(results: Path) -> dict[str, dict]:
@@ -53,21 +43,13 @@ def metrics_by_run(results: Path) -> dict[str, dict]:
 @pytest.mark.slow
 def test_smoke_sweep_gives_the_same_metrics_with_one_and_two_workers(tmp_path, data_dir, mirror):
     """Bag of embeddings and Kim's CNN, whose trained rows would differ in the 9th digit if a
-    worker's TF thread pool were smaller than a serial run's."""
+    worker's TF thread pool had another size than a serial run's."""
     sweep = ["run", "-m", "experiment=smoke", "model=bow,cnn", "train.n=100"]
     paths = [f"paths.data_dir={data_dir}", f"paths.mirror={mirror}"]
     one = run_cli(*sweep, *paths, f"paths.results_dir={tmp_path / 'one'}")
     assert one.returncode == 0, one.stderr[-3000:]
     parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    scratch = tmp_path / "tmp"  # where the workers claim their share of the cores
-    scratch.mkdir()
-    two = run_cli(
-        *sweep,
-        *paths,
-        f"paths.results_dir={tmp_path / 'two'}",
-        *parallel,
-        env={"TMPDIR": str(scratch)},
-    )
+    two = run_cli(*sweep, *paths, f"paths.results_dir={tmp_path / 'two'}", *parallel)
     assert two.returncode == 0, two.stderr[-3000:]
     serial, parallel = metrics_by_run(tmp_path / "one"), metrics_by_run(tmp_path / "two")
     assert len(serial) == 4 and serial.keys() == parallel.keys()
@@ -76,7 +58,6 @@ def test_smoke_sweep_gives_the_same_metrics_with_one_and_two_workers(tmp_path, d
         assert serial[run] == parallel[run]
     # the bar is counted from the run directories, so it reaches the end in the parent too
     assert "runs of smoke: 100%" in two.stderr and "4/4" in two.stderr
-    assert list(scratch.iterdir()) == []  # the sweep removed its workers' slot files
 
 
 # --- the fused row-sparse updates ----------------------------------------------------------

@@ -30,6 +30,7 @@ _NOT_IN_RUN_KEY = (
     "report_claims",
     "report_families",
     "report_paper",
+    "threads",  # like another CPU: the pool size moves float sums in the last digits only
     "tune",  # how `embcompare tune` searches; a run's own values carry what it found
     "verbose",
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import sys
 import time
 import traceback
@@ -52,6 +51,7 @@ def execute(cfg: DictConfig, output_dir: Path) -> dict:
     The config's logger (conf/logger/) shows the run as it goes; it cannot make the run fail."""
     from embcompare.reporting.loggers import open_logger
 
+    use_threads(int(cfg.threads))
     run_logger = open_logger(cfg.logger, output_dir)
     run_logger.start(cfg)
     try:
@@ -314,67 +314,32 @@ def _forget_failure(output_dir: Path) -> None:
         (output_dir / name).unlink(missing_ok=True)
 
 
-def workers_of(launcher: DictConfig | None, cores: int) -> int:
-    """Worker processes a launcher runs at once on this machine: joblib's n_jobs (-1 or null:
-    one per core); 1 for launchers that run one job at a time here."""
-    if launcher is None or "n_jobs" not in launcher:
-        return 1
-    n_jobs = launcher.n_jobs
-    return cores if n_jobs is None or int(n_jobs) < 1 else int(n_jobs)
+# The thread count this process's TensorFlow and BLAS were set to (a worker runs many jobs, and
+# TensorFlow's pool can be sized only before its first op).
+_THREADS: dict = {"count": None}
 
 
-def cores_of_worker(slot: int, workers: int, cpus: list[int]) -> list[int]:
-    """The cores of worker `slot` out of `workers`: an equal share of `cpus`, at least one."""
-    share = max(1, len(cpus) // workers)
-    start = (slot * share) % len(cpus)
-    return cpus[start : start + share]
+def use_threads(count: int) -> None:
+    """Run TensorFlow's kernels and NumPy's BLAS on `count` threads, whatever the worker count.
 
-
-# This process's share of the cores, once chosen (a joblib worker runs many jobs), and the
-# lock file that holds its slot for the life of the process.
-_SHARE: dict = {"cores": None, "slot_file": None}
-
-
-def share_cores(workers: int) -> None:
-    """Give a parallel worker its share of the cores, keeping results those of a serial run.
-
-    TensorFlow's kernels split their work by the size of the thread pool, so a pool of another
-    size adds floats in another order (trained Kim CNN embeddings then differ in the 9th
-    digit). So every run keeps the serial pool, one thread per core of the machine, and each
-    worker is pinned to cores // workers cores instead: the workers together use the cores
-    once and their metrics do not depend on the worker count.
+    Kernels split their sums by the size of TensorFlow's thread pool, so the pool size is part of
+    the numerics (another size changes trained Kim CNN rows in the 9th digit): a fixed size keeps
+    metrics equal whatever N_JOBS. One thread per run lets one worker per core use each core
+    once; a pool larger than a worker's cores oversubscribes them (two threads on one core made
+    runs 1.4-1.8x slower, BLAS's spinning threads in the semantic evaluation most).
     """
-    if workers <= 1 or _SHARE["cores"] is not None:
+    if _THREADS["count"] == count:
         return
-    cpus = sorted(os.sched_getaffinity(0))
     import tensorflow as tf
+    from threadpoolctl import threadpool_limits
 
-    tf.config.threading.set_intra_op_parallelism_threads(len(cpus))
-    tf.config.threading.set_inter_op_parallelism_threads(len(cpus))
-    slot = _claim_slot(workers)
-    _SHARE["cores"] = cores_of_worker(slot, workers, cpus) if slot is not None else cpus
-    os.sched_setaffinity(0, _SHARE["cores"])
-
-
-def _claim_slot(workers: int) -> int | None:
-    """The first worker slot of this sweep that no live worker holds (an exclusive lock on a
-    file per slot, released when the process ends); None when all are held."""
-    import fcntl
-
-    from embcompare.training.progress import worker_slots_dir
-
-    folder = worker_slots_dir(os.getppid())
-    folder.mkdir(exist_ok=True)
-    for slot in range(workers):
-        handle = open(folder / f"{slot}.lock", "w")  # noqa: SIM115 -- held for the process
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        _SHARE["slot_file"] = handle
-        return slot
-    return None
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(count)
+        tf.config.threading.set_inter_op_parallelism_threads(count)
+    except RuntimeError:  # this process ran TensorFlow ops already: its pool stays
+        log.warning("threads=%d not applied: TensorFlow started in this process before", count)
+    threadpool_limits(limits=count)
+    _THREADS["count"] = count
 
 
 def _is_multirun() -> bool:
@@ -402,9 +367,6 @@ def main(cfg: DictConfig) -> dict | None:
             return done
         try:
             validation.check_config(cfg, HydraConfig.get().overrides.task)
-            if _is_multirun():
-                launcher = HydraConfig.get().get("launcher")
-                share_cores(workers_of(launcher, len(os.sched_getaffinity(0))))
             metrics = execute(cfg, output_dir)
         except Exception as error:
             message = describe_failure(error, output_dir, cfg)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -52,7 +51,6 @@ def trial(cfg: DictConfig) -> float:
     0.0, so the sampler avoids its region and the study goes on; tuned.yaml records it as
     failed and never picks it as best."""
     hydra_cfg = HydraConfig.get()
-    run.share_cores(run.workers_of(hydra_cfg.get("launcher"), len(os.sched_getaffinity(0))))
     record = {
         "trial": int(hydra_cfg.job.num),
         "params": {key: OmegaConf.select(cfg, key) for key in searched_keys(hydra_cfg.sweeper)},

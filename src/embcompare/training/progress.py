@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,12 +77,6 @@ def reports_each_run() -> bool:
     """Whether this process shows a sweep's progress bar, which prints one line per finished
     run; a run alone, or one in a launcher's worker process, logs its own line instead."""
     return CURRENT["sweep_dir"] is not None
-
-
-def worker_slots_dir(sweep_pid: int) -> Path:
-    """Where the workers of the sweep started by process `sweep_pid` claim their share of the
-    cores (embcompare.run.share_cores); the sweep removes it when it ends."""
-    return Path(tempfile.gettempdir()) / f"embcompare-workers-{sweep_pid}"
 
 
 def ended_since_start(sweep_dir: Path, started: float) -> int:
@@ -161,7 +152,6 @@ class SweepProgress(Callback):
         if self.bar is not None:
             self._advance()
             self.bar.close()
-        shutil.rmtree(worker_slots_dir(os.getpid()), ignore_errors=True)
         outcome = sweep_outcome(CURRENT["sweep_dir"], CURRENT["started"])
         if outcome.failed:
             outcome.listing = CURRENT["sweep_dir"] / "failed.txt"
@@ -222,7 +212,6 @@ class TrialProgress(Callback):
         self._advance()
         if self.bar is not None:
             self.bar.close()
-        shutil.rmtree(worker_slots_dir(os.getpid()), ignore_errors=True)
 
 
 def _trial_line(record: dict) -> str:

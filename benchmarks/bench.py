@@ -52,6 +52,7 @@ from embcompare.data import datasets as data  # noqa: E402
 from embcompare.data import text  # noqa: E402
 from embcompare.data.fetch import data_dir_from  # noqa: E402
 from embcompare.models import classifier as model  # noqa: E402
+from embcompare.run import use_threads  # noqa: E402
 from embcompare.training import loop as train  # noqa: E402
 from embcompare.vectors import pretrained as embeddings  # noqa: E402
 
@@ -552,8 +553,8 @@ def progress(message: str) -> None:
 
 
 def settings() -> dict:
-    """What the figures depend on besides the code. Thread counts 0 mean TF's default:
-    one intra-op thread per available core, and an inter-op pool of the same size."""
+    """What the figures depend on besides the code; the thread counts are a run's `threads`
+    (0 would mean TF's default: one intra-op thread per available core)."""
     return {
         "host": platform.node(),
         "cpu_count": os.cpu_count(),
@@ -576,8 +577,8 @@ def report(figures: dict) -> str:
     lines = [
         f"embcompare bench{' --quick' if figures['quick'] else ''}: TF {s['tensorflow']}, "
         f"Keras {s['keras']}, {s['cores_available']} cores, intra-op threads "
-        f"{s['tf_intra_op_threads']}, inter-op {s['tf_inter_op_threads']} (0 = TF default: "
-        f"one per core), GPUs {s['gpus']}",
+        f"{s['tf_intra_op_threads']}, inter-op {s['tf_inter_op_threads']} (a run's `threads`), "
+        f"GPUs {s['gpus']}",
         "",
         f"Bag of embeddings, epoch of {figures['bow_examples']:,} synthetic sentences "
         f"(batch {BATCH_SIZE}, ~{SENTENCE_LENGTH} tokens), seconds and ratio to static:",
@@ -706,6 +707,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds", type=int, help="rounds of the side-by-side ratios (default 7, quick 3)"
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        help="TensorFlow and BLAS threads, as a run's `threads` (default: the config's)",
+    )
+    parser.add_argument(
         "--no-sweeps", action="store_true", help="leave out the sweeps at 1 and N workers"
     )
     parser.add_argument(
@@ -721,6 +727,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    # before TensorFlow's first op, so every figure is taken with the threads a run uses
+    use_threads(args.threads or int(compose("config").threads))
     data_dir = data_dir_from(args.data_dir)
     examples, epochs = (2_000, 1) if args.quick else (10_000, 2)
     figures: dict = {"quick": args.quick, "settings": settings(), "bow_examples": examples}

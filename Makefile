@@ -30,7 +30,8 @@ data: setup
 # table of runs and a report of them in results/run/report.md.
 run: data
 	$(BIN)/embcompare run -m name=run dataset=mr embedding=glove-6b-50d model=cnn \
-		setup=rand,rand_kim,static,nonstatic,multichannel train.n=all seed=1 train.progress=false
+		setup=rand,rand_kim,static,nonstatic,multichannel train.n=all seed=1 train.progress=false \
+		$(LAUNCHER)
 	$(BIN)/python -m embcompare.analysis.aggregate results/run/runs
 	$(BIN)/embcompare report name=run
 

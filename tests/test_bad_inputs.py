@@ -95,6 +95,7 @@ CONFIG_CASES = [
     ("seed=-1", "seed=-1 must be a non-negative integer"),
     ("seed=abc", "seed='abc' must be a non-negative integer"),
     ("seed=1.5", "seed=1.5 must be a non-negative integer"),
+    ("threads=0", "threads=0 must be a positive integer"),
     ("train.n=0", "train.n=0 must be a positive integer or 'all'"),
     ("train.n=-5", "train.n=-5 must be a positive integer or 'all'"),
     ("train.n=abc", "train.n='abc' must be a positive integer or 'all'"),

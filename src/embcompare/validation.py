@@ -53,6 +53,7 @@ def dropout_rate(value) -> bool:
 # bow has no filters, cnn no hidden layer.
 RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "seed": (non_negative_int, "a non-negative integer"),
+    "threads": (positive_int, "a positive integer"),
     "train.batch_size": (positive_int, "a positive integer"),
     "train.epochs": (positive_int, "a positive integer"),
     "train.patience": (non_negative_int, "a non-negative integer"),

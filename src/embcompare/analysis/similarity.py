@@ -94,9 +94,14 @@ class Space:
         return unit_rows(self.vectors, np.float32)
 
     @cached_property
+    def first_rows(self) -> np.ndarray:
+        """Per row: the first row with its key (itself, unless a variant spelling)."""
+        return self.rows_of(self.words)
+
+    @cached_property
     def variants(self) -> dict[int, list[int]]:
         """Rows sharing a key with another row ('Paris', 'paris'), by the key's first row."""
-        firsts = self.rows_of(self.words)
+        firsts = self.first_rows
         groups: dict[int, list[int]] = {}
         for row in np.flatnonzero(firsts != np.arange(len(firsts))):  # the later spellings only
             first = int(firsts[row])
@@ -143,7 +148,7 @@ class SimilarityScore:
 
 def pair_rows(space: Space, pairs: WordPairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows of both words of every pair, and whether the vectors have both."""
-    first, second = space.rows_of(pairs.first), space.rows_of(pairs.second)
+    first, second = space.rows_of(pairs.distinct_words)[pairs.word_positions].T
     return first, second, (first >= 0) & (second >= 0)
 
 
@@ -219,13 +224,11 @@ def _ratio(part: int, whole: int) -> float | None:
 def score_analogies(space: Space, analogies: Analogies, vocab_size: int | None) -> AnalogyScore:
     """3CosAdd accuracy over the first `vocab_size` words; other questions are skipped."""
     searched = space.head(vocab_size)
-    rows = searched.rows_of(w for q in analogies.questions for w in q).reshape(-1, 4)
+    rows = searched.rows_of(analogies.distinct_words)[analogies.word_positions]
     answerable = np.flatnonzero((rows >= 0).all(axis=1))
     correct = np.zeros(len(rows), dtype=bool)
     answers = _analogy_answers(searched, rows[answerable, :3])
-    correct[answerable] = (
-        searched.rows_of(searched.words[a] for a in answers) == rows[answerable, 3]
-    )
+    correct[answerable] = searched.first_rows[answers] == rows[answerable, 3]
     asked = np.zeros(len(rows), dtype=bool)
     asked[answerable] = True
     by_section: dict[str, list[int]] = {}

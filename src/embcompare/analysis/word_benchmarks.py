@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +37,37 @@ class WordPairs:
     def __len__(self) -> int:
         return len(self.gold)
 
+    @cached_property
+    def distinct_words(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.first, *self.second)))
+
+    @cached_property
+    def word_positions(self) -> np.ndarray:
+        """Pairs x 2: where each word of each pair is in distinct_words (looked up once)."""
+        return _positions(self.distinct_words, zip(self.first, self.second, strict=True), 2)
+
 
 @dataclass(frozen=True)
 class Analogies:
     path: Path
     sections: tuple[str, ...]  # the section of each question
     questions: tuple[tuple[str, str, str, str], ...]  # a : b :: c : d
+
+    @cached_property
+    def distinct_words(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(w for question in self.questions for w in question))
+
+    @cached_property
+    def word_positions(self) -> np.ndarray:
+        """Questions x 4: where each word of each question is in distinct_words. A run then
+        looks up the ~900 distinct words, not the ~80k words of the questions, in each space."""
+        return _positions(self.distinct_words, self.questions, 4)
+
+
+def _positions(distinct: tuple[str, ...], rows, width: int) -> np.ndarray:
+    position = {word: at for at, word in enumerate(distinct)}
+    flat = np.fromiter((position[word] for row in rows for word in row), dtype=np.int64)
+    return flat.reshape(-1, width)
 
 
 def read_word_pairs(path: Path, name: str) -> WordPairs:

@@ -697,6 +697,12 @@ def overhead_lines(overhead: dict) -> list[str]:
     ]
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller data, one timed epoch")
@@ -708,7 +714,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         help="TensorFlow and BLAS threads, as a run's `threads` (default: the config's)",
     )
     parser.add_argument(
@@ -728,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     # before TensorFlow's first op, so every figure is taken with the threads a run uses
-    use_threads(args.threads or int(compose("config").threads))
+    use_threads(args.threads if args.threads is not None else int(compose("config").threads))
     data_dir = data_dir_from(args.data_dir)
     examples, epochs = (2_000, 1) if args.quick else (10_000, 2)
     figures: dict = {"quick": args.quick, "settings": settings(), "bow_examples": examples}

@@ -30,6 +30,16 @@ def test_a_run_sets_tensorflow_and_blas_to_its_thread_count():
     assert done.stdout.split("\n")[-2] == "1 1 [1]"
 
 
+@pytest.mark.parametrize("threads", ["0", "-2", "two"])
+def test_bench_refuses_a_thread_count_that_is_not_positive(threads):
+    bench = Path(__file__).parents[1] / "benchmarks" / "bench.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--threads", threads], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert f"--threads: {threads!r} is not a positive integer" in done.stderr.splitlines()[-1]
+
+
 def metrics_by_run(results: Path) -> dict[str, dict]:
     """Each run's metrics without its timings, and its trained embedding."""
     runs = {}

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from embcompare.training import optimizers
+from hydra_plugins.embcompare_sweeper import jobs_covering_every_override
 
 from conftest import run_cli
 
@@ -119,3 +120,27 @@ def test_fused_adadelta_kernel_matches_the_separate_op_update():
     assert moved.max() > 0.01  # the rows did move, so the comparison means something
     np.testing.assert_allclose(np.asarray(fused), reference.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(fused)[-UNTOUCHED:], init[-UNTOUCHED:])
+
+
+def test_the_sweep_checks_one_job_per_distinct_override_before_launching():
+    grid = [
+        (f"train.n={n}", f"setup={setup}", f"seed={seed}")
+        for n in ("all", 2000, 1000, 500, 200, 100, 50)
+        for setup in ("rand", "rand_kim", "static", "nonstatic")
+        for seed in range(1, 6)
+    ]
+    checked = jobs_covering_every_override(grid)
+    assert checked[0] == grid[0]
+    assert len(checked) == 1 + 6 + 3 + 4  # the first job, then one per further value
+    assert {o for job in checked for o in job} == {o for job in grid for o in job}
+
+
+def test_a_bad_value_late_in_a_sweep_stops_it_before_any_run(tmp_path, data_dir, mirror):
+    results = tmp_path / "results"
+    paths = [f"paths.data_dir={data_dir}", f"paths.mirror={mirror}", f"paths.results_dir={results}"]
+    done = run_cli("run", "-m", "experiment=smoke", "seed=1,2", "setup=rand,nosuchsetup", *paths)
+    assert done.returncode == 1
+    assert "Could not find 'setup/nosuchsetup'" in done.stderr
+    assert not list(results.rglob("metrics.json"))
+    sweep = (results / "smoke" / "runs" / "multirun.yaml").read_text()
+    assert "_target_: hydra_plugins.embcompare_sweeper.CheckedOnceSweeper" in sweep

@@ -101,9 +101,18 @@ def _run(rest: list[str]) -> int:
     # argparse cannot take Hydra overrides on both sides of -m, so -m goes first
     multirun = [a for a in rest if a in ("-m", "--multirun")]
     sys.argv = [f"{sys.argv[0]} run", *multirun, *(a for a in rest if a not in multirun)]
+    if multirun and not _picks_a_sweeper(rest):
+        # the basic sweeper, checked before launching in 2 s rather than 15 (hydra_plugins/)
+        sys.argv.append("hydra/sweeper=checked_once")
     run.main()
     outcome = sweep.CURRENT["outcome"]
     return 1 if multirun and outcome is not None and outcome.failed else 0
+
+
+def _picks_a_sweeper(rest: list[str]) -> bool:
+    """Whether the command line chooses a sweeper itself, directly or through a search space."""
+    keys = {a.split("=", 1)[0].lstrip("+~") for a in rest}
+    return bool(keys & {"hydra/sweeper", "hparams_search"})
 
 
 def _report(rest: list[str]) -> int:

@@ -55,6 +55,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-")
 
 
+BASELINE_LINESTYLES = {"rand": "-", "rand_kim": "--"}
+
+
 def _by_setup(panel: pd.DataFrame):
     """(setup, rows) in the fixed setup order of SETUP_COLOURS, others after them by name."""
     present = set(panel["setup"])
@@ -63,10 +66,12 @@ def _by_setup(panel: pd.DataFrame):
         yield setup, panel[panel["setup"] == setup]
 
 
-def _band(axis, frame: pd.DataFrame, metric: str, label: str, colour: str | None) -> None:
+def _band(
+    axis, frame: pd.DataFrame, metric: str, label: str, colour: str | None, linestyle: str = "-"
+) -> None:
     frame = frame.sort_values("n_train")
     x, mean = frame["n_train"].to_numpy(), frame[metric].to_numpy()
-    axis.plot(x, mean, marker="o", label=label, color=colour)
+    axis.plot(x, mean, marker="o", label=label, color=colour, linestyle=linestyle)
     half = frame.get(f"{metric}_ci95")
     used = frame.get(f"{metric}_repeats", frame.get("repeats"))
     if used is not None:  # fewer than 3 repeats: a t-interval that says little; no band
@@ -116,12 +121,16 @@ def gap_vs_n(differences: pd.DataFrame, out_dir: Path) -> list[Path]:
             frame = frame.assign(
                 gap=frame["mean_difference"], gap_ci95=(frame["ci_high"] - frame["ci_low"]) / 2
             )
-            _band(axis, frame, "gap", comparison, SETUP_COLOURS.get(comparison.split(" ")[0]))
+            setup, _, baseline = comparison.partition(" - ")
+            # colour: the setup; line: the baseline, so "static - rand" and "static - rand_kim"
+            # stay apart
+            style = BASELINE_LINESTYLES.get(baseline, ":")
+            _band(axis, frame, "gap", comparison, SETUP_COLOURS.get(setup), style)
         axis.axhline(0.0, color="black", linewidth=0.8)
         _log_n_axis(
             axis,
             "accuracy difference (paired by seed, 95% CI)",
-            f"pretrained minus rand: {title}",
+            f"each setup minus a random baseline: {title}",
         )
         paths.append(_save(figure, out_dir, f"gap_vs_n{suffix}"))
     return paths

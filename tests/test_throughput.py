@@ -144,3 +144,20 @@ def test_a_bad_value_late_in_a_sweep_stops_it_before_any_run(tmp_path, data_dir,
     assert not list(results.rglob("metrics.json"))
     sweep = (results / "smoke" / "runs" / "multirun.yaml").read_text()
     assert "_target_: hydra_plugins.embcompare_sweeper.CheckedOnceSweeper" in sweep
+
+
+def test_run_keeps_a_sweeper_that_the_command_line_or_its_experiment_chooses(
+    tmp_path, monkeypatch
+):
+    from embcompare import cli, config
+
+    assert not cli._picks_a_sweeper(["-m", "experiment=learning_curve", "seed=1,2"])
+    assert cli._picks_a_sweeper(["-m", "hydra/sweeper=optuna"])
+    assert cli._picks_a_sweeper(["-m", "+hparams_search=training"])
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /hydra/sweeper: optuna\n"
+    )
+    monkeypatch.setattr(config, "CONF_DIR", tmp_path)
+    assert cli._picks_a_sweeper(["-m", "experiment=mine"])
+    assert not cli._picks_a_sweeper(["-m", "experiment=absent"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 
@@ -110,9 +111,20 @@ def _run(rest: list[str]) -> int:
 
 
 def _picks_a_sweeper(rest: list[str]) -> bool:
-    """Whether the command line chooses a sweeper itself, directly or through a search space."""
-    keys = {a.split("=", 1)[0].lstrip("+~") for a in rest}
-    return bool(keys & {"hydra/sweeper", "hparams_search"})
+    """Whether the command line, or an experiment it names, chooses a sweeper itself (directly
+    or through a search space): then that choice stands."""
+    from embcompare.config import CONF_DIR
+
+    chosen = dict(a.split("=", 1) for a in rest if "=" in a)
+    keys = {key.lstrip("+~") for key in chosen}
+    if keys & {"hydra/sweeper", "hparams_search"}:
+        return True
+    experiment = CONF_DIR / "experiment" / f"{chosen.get('experiment', '')}.yaml"
+    text = experiment.read_text() if experiment.is_file() else ""
+    return (
+        re.search(r"^\s*-\s*override\s+/?(hydra/sweeper|hparams_search)\s*:", text, re.M)
+        is not None
+    )
 
 
 def _report(rest: list[str]) -> int:

@@ -55,7 +55,7 @@ tune: data
 	$(BIN)/embcompare report experiment=$(TUNE_EXP)
 
 # Speed figures from one run (epoch times, padding, vector loading, peak memory), printed and
-# written to results/bench/bench.json; about 2 minutes here. `make bench BENCH_ARGS=--quick`.
+# written to results/bench/bench.json; about 9 minutes here. `make bench BENCH_ARGS=--quick`.
 bench: data
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 

@@ -454,11 +454,7 @@ def convolution_functions(inputs: tf.Tensor, kernel: tf.Tensor, patches: tf.Tens
 
 def best_call_ms(function: Callable[[], object], calls: int = 200, repeats: int = 3) -> float:
     function()  # tracing
-    return (
-        1e3
-        * min(seconds(lambda: [function() for _ in range(calls)]) for _ in range(repeats))
-        / calls
-    )
+    return 1e3 * min(per_call_seconds(lambda _: function(), range(calls)) for _ in range(repeats))
 
 
 # --- vector loading -------------------------------------------------------------------------
@@ -715,7 +711,7 @@ def side_by_side_lines(figures: dict) -> list[str]:
         f"{RATIO_GOAL}:"
     ]
     for row in rows:
-        verdict = "met" if row["nonstatic_vs_static"]["median"] <= RATIO_GOAL else "missed"
+        verdict = met_or_missed(row["nonstatic_vs_static"]["median"], RATIO_GOAL)
         b = row["update_breakdown_ms"]
         lines += [
             f"{row['vocab_size']:>11,}x{EMBEDDING_DIM}: nonstatic (lazy Adam) "
